@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1
+# One image for every process: api, projector, janitor, worker (compose.yaml tags it blacklist:local).
+#   docker build -t blacklist:local .
+#   docker run --rm blacklist:local api --help
+
+# ---- build ------------------------------------------------------------------------------------
+FROM rust:1-bookworm AS builder
+WORKDIR /src
+# sqlx's compile-time checked queries (if any) must come from the committed .sqlx/ cache:
+# there is no database during the image build.
+ENV SQLX_OFFLINE=true \
+    CARGO_TERM_COLOR=never
+COPY . .
+# Cache mounts keep the crates.io index, downloaded crates and the target dir between builds; the
+# target dir is a cache, not part of the image, so the binaries are copied out of it in the same RUN.
+# migrations/ and nats/jetstream/*.json are compiled in (sqlx::migrate!, include_str!).
+RUN --mount=type=cache,id=blacklist-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=blacklist-cargo-git,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,id=blacklist-target,target=/src/target,sharing=locked \
+    cargo build --release --locked --bins \
+ && mkdir -p /app \
+ && cp target/release/api target/release/projector target/release/janitor target/release/worker /app/
+
+# ---- runtime ----------------------------------------------------------------------------------
+FROM debian:bookworm-slim
+# ca-certificates: TLS to S3, Turnstile, SMTP. curl: the compose healthchecks (GET /readyz).
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 blacklist \
+ && useradd --system --uid 10001 --gid blacklist --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin blacklist
+COPY --from=builder /app/ /app/
+WORKDIR /app
+ENV PATH="/app:${PATH}"
+USER 10001:10001
+EXPOSE 8000
+ENTRYPOINT []
+CMD ["api", "serve"]

@@ -1,0 +1,48 @@
+# Thin wrapper: the logic lives in scripts/. `make help` lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# Shared between clones, so CI and fresh clones reuse compiled dependencies.
+# An already-set CARGO_TARGET_DIR wins.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/blacklist/target
+export CARGO_TARGET_DIR
+
+# debug | release (`PROFILE=release make up`)
+PROFILE ?= debug
+export PROFILE
+
+CARGO ?= cargo
+# Extra arguments for the test runner or the bench binary: make test ARGS='-p api'
+ARGS ?=
+
+.PHONY: help up down clean test bench fmt lint
+
+help: ## List the targets
+	@echo 'usage: make <target>   (CARGO_TARGET_DIR=$(CARGO_TARGET_DIR))'
+	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+
+up: ## Start nats-server, Postgres, api, projector, janitor (and worker with WORKER_TOKEN) under .dev/
+	@bash scripts/dev-up.sh
+
+down: ## Stop everything `make up` started
+	@bash scripts/dev-down.sh
+
+clean: ## make down, then remove .dev/ (local data, logs, secrets)
+	@bash scripts/dev-clean.sh
+
+test: ## Run the workspace tests (nextest if installed) against a real nats-server and Postgres
+	@bash scripts/test.sh $(ARGS)
+
+bench: ## Run the load benchmark (api's bench binary, release build) in the test environment
+	@bash scripts/test-env.sh $(CARGO) run --release -p api --bin bench $(if $(ARGS),-- $(ARGS))
+
+fmt: ## Format the code (cargo fmt)
+	$(CARGO) fmt --all
+
+lint: ## Check formatting and run clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

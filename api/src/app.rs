@@ -1,0 +1,201 @@
+//! Wiring: state shared by handlers, the background tasks of an api process, and `run`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream;
+use axum::Router;
+use common::ops::Readiness;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::CqrsFramework;
+use events::topology;
+use events::version::CqrsUpcaster;
+use postgres_es::{PostgresCqrs, PostgresEventRepository};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::auth::AdminTokens;
+use crate::client_ip::TrustedProxies;
+use crate::config::Config;
+use crate::domain::admin::{Admin, AdminServices};
+use crate::kv_set::KvSet;
+use crate::passwords::Passwords;
+use crate::ratelimit::FailureLimiter;
+use crate::relay::Relay;
+
+/// Snapshot every this many events, so aggregates with long histories (logins) load fast.
+const SNAPSHOT_EVERY: usize = 50;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub admins: Arc<PostgresCqrs<Admin>>,
+    pub tokens: Arc<AdminTokens>,
+    pub revoked_tokens: Arc<KvSet<Uuid>>,
+    pub passwords: Passwords,
+    pub login_limiter: Arc<FailureLimiter>,
+    pub trusted_proxies: TrustedProxies,
+}
+
+fn cqrs<A: cqrs_es::Aggregate>(
+    pool: &PgPool,
+    services: A::Services,
+    upcasters: &'static [events::version::Upcaster],
+) -> PostgresCqrs<A> {
+    let store = PersistedEventStore::new_snapshot_store(
+        PostgresEventRepository::new(pool.clone()),
+        SNAPSHOT_EVERY,
+    )
+    .with_upcasters(vec![Box::new(CqrsUpcaster(upcasters))]);
+    CqrsFramework::new(store, vec![], services)
+}
+
+/// A running api: its router and the handles of its background tasks.
+pub struct Api {
+    pub state: AppState,
+    pub router: Router,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Api {
+    /// Connects (lazily: dependencies may be down), migrates, ensures the JetStream topology
+    /// and starts the background tasks.
+    pub async fn start(config: &Config, passwords: Passwords) -> anyhow::Result<Api> {
+        let secret = match &config.admin_jwt_secret {
+            Some(s) if s.expose().len() >= 32 => s.expose().as_bytes().to_vec(),
+            Some(_) => anyhow::bail!("ADMIN_JWT_SECRET must be at least 32 characters"),
+            None if config.is_production() => {
+                anyhow::bail!("ADMIN_JWT_SECRET is required when APP_ENV=production")
+            }
+            None => {
+                tracing::warn!("ADMIN_JWT_SECRET is not set: using a random key; tokens will not work across instances or restarts");
+                crate::passwords::generate(48).into_bytes()
+            }
+        };
+        let pool = common::db::connect_lazy(
+            &config.conn.database_url,
+            config.conn.database_max_connections,
+        )
+        .context("DATABASE_URL")?;
+        common::db::migrate_with_retry(&pool, 30)
+            .await
+            .context("migrations")?;
+        let nats = common::nats::connect(&config.conn.nats_url, "api", &config.conn.nats_auth())
+            .await
+            .context("NATS_URL")?;
+        let js = jetstream::new(nats.clone());
+
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let replicas = config.conn.jetstream_replicas;
+        {
+            let js = js.clone();
+            tasks.push(tokio::spawn(ensure_topology(
+                js,
+                replicas,
+                common::shutdown::stopped(stop_rx.clone()),
+            )));
+        }
+        let revoked_tokens = KvSet::<Uuid>::new(topology::ADMIN_REVOKED_BUCKET);
+        tasks.push(tokio::spawn(
+            revoked_tokens
+                .clone()
+                .run(js.clone(), common::shutdown::stopped(stop_rx.clone())),
+        ));
+        if config.relay_enabled {
+            let relay = Relay::new(pool.clone(), js.clone());
+            tasks.push(tokio::spawn(
+                relay.run(common::shutdown::stopped(stop_rx.clone())),
+            ));
+        }
+
+        let state = AppState {
+            admins: Arc::new(cqrs(
+                &pool,
+                AdminServices {
+                    passwords: passwords.clone(),
+                },
+                events::admin::UPCASTERS,
+            )),
+            tokens: Arc::new(AdminTokens::new(
+                &secret,
+                config.admin_token_ttl_seconds,
+                revoked_tokens.clone(),
+            )),
+            revoked_tokens,
+            passwords,
+            login_limiter: Arc::new(FailureLimiter::new(
+                config.login_max_failures_per_minute,
+                Duration::from_secs(60),
+            )),
+            trusted_proxies: config.trusted_proxies.clone(),
+            pool,
+            nats,
+            js,
+        };
+        let readiness = {
+            let revoked = state.revoked_tokens.clone();
+            Readiness {
+                db: Some(state.pool.clone()),
+                nats: Some(state.nats.clone()),
+                checks: vec![("admin-revoked", Arc::new(move || revoked.is_synced()))],
+            }
+        };
+        let router = crate::http::router(state.clone(), readiness, config.max_body_bytes);
+        Ok(Api {
+            state,
+            router,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops the background tasks (the relay finishes its current batch) and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        let _ = self.state.nats.flush().await;
+    }
+}
+
+/// Creates streams, consumers and buckets, retrying while NATS is unreachable.
+async fn ensure_topology(
+    js: jetstream::Context,
+    replicas: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match topology::ensure(&js, replicas).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, "JetStream topology not ready; retrying"),
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Serves the api on `listener` until `shutdown`, then drains background work.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let api = Api::start(&config, Passwords::default()).await?;
+    tracing::info!(addr = %listener.local_addr()?, "api listening");
+    common::ops::serve(listener, api.router.clone(), shutdown).await?;
+    api.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `api serve | relay | setup | migrate`
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "api",
+    version,
+    about = "blacklist HTTP API, command handling and outbox relay"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP (and run the relay unless RELAY_ENABLED=false).
+    Serve(api::Config),
+    /// Run only the outbox relay.
+    Relay(common::config::Connections),
+    /// Apply database migrations and create the JetStream streams, consumers and buckets.
+    Setup(common::config::Connections),
+    /// Apply database migrations only.
+    Migrate(common::config::Connections),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    common::config::load_dotenv();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(config) => {
+            common::telemetry::init(&config.conn.log_format);
+            let listener = tokio::net::TcpListener::bind(config.http_addr)
+                .await
+                .with_context(|| format!("binding {}", config.http_addr))?;
+            api::run(config, listener, common::shutdown::signal()).await
+        }
+        Command::Relay(conn) => {
+            common::telemetry::init(&conn.log_format);
+            let pool = common::db::connect_lazy(&conn.database_url, 4)?;
+            common::db::migrate_with_retry(&pool, 30).await?;
+            let nats = common::nats::connect(&conn.nats_url, "relay", &conn.nats_auth()).await?;
+            let js = async_nats::jetstream::new(nats.clone());
+            api::relay::Relay::new(pool, js)
+                .run(common::shutdown::signal())
+                .await;
+            nats.flush().await.ok();
+            Ok(())
+        }
+        Command::Setup(conn) => {
+            common::telemetry::init(&conn.log_format);
+            let pool = common::db::connect_lazy(&conn.database_url, 2)?;
+            common::db::migrate_with_retry(&pool, 30)
+                .await
+                .context("migrations")?;
+            let nats = common::nats::connect(&conn.nats_url, "setup", &conn.nats_auth()).await?;
+            let js = async_nats::jetstream::new(nats);
+            events::topology::ensure(&js, conn.jetstream_replicas).await?;
+            tracing::info!("database migrated; JetStream topology in place");
+            Ok(())
+        }
+        Command::Migrate(conn) => {
+            common::telemetry::init(&conn.log_format);
+            let pool = common::db::connect_lazy(&conn.database_url, 2)?;
+            common::db::migrate_with_retry(&pool, 30).await?;
+            tracing::info!("database migrated");
+            Ok(())
+        }
+    }
+}

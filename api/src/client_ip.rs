@@ -1,0 +1,161 @@
+//! The client's IP: the socket peer, or, when the peer is a trusted proxy, the right-most
+//! `X-Forwarded-For` hop that is not itself a trusted proxy.
+//!
+//! Right-most rather than left-most: a proxy appends the address it saw, so everything left of
+//! the last trusted hop was written by the client and can be forged — a banned user could
+//! otherwise evade an IP ban with one header. With a single proxy both readings agree.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use ipnet::IpNet;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(ip))
+    }
+
+    /// Resolves the client address from the peer and the `X-Forwarded-For` values.
+    pub fn client_ip<'a>(&self, peer: IpAddr, forwarded: impl Iterator<Item = &'a str>) -> IpAddr {
+        if !self.contains(&peer) {
+            return peer;
+        }
+        let hops: Vec<IpAddr> = forwarded
+            .flat_map(|v| v.split(','))
+            .filter_map(|h| parse_hop(h.trim()))
+            .collect();
+        hops.iter()
+            .rev()
+            .find(|ip| !self.contains(ip))
+            .or(hops.first())
+            .copied()
+            .unwrap_or(peer)
+    }
+}
+
+impl FromStr for TrustedProxies {
+    type Err = String;
+    /// Comma-separated CIDRs or single addresses; empty means none.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("TRUSTED_PROXIES: {p:?} is not a CIDR or IP address"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(TrustedProxies)
+    }
+}
+
+fn parse_hop(h: &str) -> Option<IpAddr> {
+    h.parse::<IpAddr>()
+        .ok()
+        .or_else(|| h.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .map(canonical)
+}
+
+/// IPv4-mapped IPv6 addresses are the IPv4 address.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// Extractor for the client IP.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(ip) = parts.extensions.get::<ClientIp>() {
+            return Ok(*ip);
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| canonical(c.0.ip()))
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let ip = ClientIp(state.trusted_proxies.client_ip(peer, forwarded));
+        parts.extensions.insert(ip);
+        Ok(ip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peers_are_the_client_whatever_they_claim() {
+        let t: TrustedProxies = "10.0.0.0/8".parse().unwrap();
+        assert_eq!(
+            t.client_ip(ip("203.0.113.9"), ["1.2.3.4"].into_iter()),
+            ip("203.0.113.9")
+        );
+        let none: TrustedProxies = "".parse().unwrap();
+        assert_eq!(
+            none.client_ip(ip("127.0.0.1"), ["1.2.3.4"].into_iter()),
+            ip("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_passes_on_the_right_most_untrusted_hop() {
+        let t: TrustedProxies = "127.0.0.1, 10.0.0.0/8".parse().unwrap();
+        assert_eq!(
+            t.client_ip(ip("127.0.0.1"), ["198.51.100.7"].into_iter()),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            t.client_ip(
+                ip("127.0.0.1"),
+                ["6.6.6.6, 198.51.100.7, 10.1.2.3"].into_iter()
+            ),
+            ip("198.51.100.7"),
+            "the forged left-most hop is ignored, trusted hops are skipped"
+        );
+        assert_eq!(
+            t.client_ip(ip("10.0.0.2"), ["garbage", "198.51.100.7:443"].into_iter()),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            t.client_ip(ip("10.0.0.2"), std::iter::empty()),
+            ip("10.0.0.2")
+        );
+    }
+
+    #[test]
+    fn bad_proxy_lists_are_refused_at_start() {
+        assert!("10.0.0.0/8,nonsense".parse::<TrustedProxies>().is_err());
+        assert!("::1, 192.168.0.0/16".parse::<TrustedProxies>().is_ok());
+    }
+}

@@ -1,0 +1,43 @@
+//! The api's configuration: flags or environment variables (and `.env`).
+
+use std::net::SocketAddr;
+
+use common::config::{Connections, Secret};
+
+use crate::client_ip::TrustedProxies;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Config {
+    #[command(flatten)]
+    pub conn: Connections,
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8000")]
+    pub http_addr: SocketAddr,
+    /// `development` or `production` (production refuses unsafe defaults).
+    #[arg(long, env = "APP_ENV", default_value = "development")]
+    pub app_env: String,
+    /// HS256 key for admin access tokens; shared by every api instance. Required in production.
+    #[arg(long, env = "ADMIN_JWT_SECRET", hide_env_values = true)]
+    pub admin_jwt_secret: Option<Secret>,
+    /// Lifetime of an admin access token.
+    #[arg(long, env = "ADMIN_TOKEN_TTL_SECONDS", default_value_t = 900)]
+    pub admin_token_ttl_seconds: i64,
+    /// Failed logins per IP per minute before 429.
+    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_MINUTE", default_value_t = 10)]
+    pub login_max_failures_per_minute: usize,
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated CIDRs).
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
+    /// Run the outbox relay in this process (one instance is active at a time).
+    #[arg(long, env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub relay_enabled: bool,
+    /// Largest request body in bytes (uploads do not pass through the api).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    pub fn is_production(&self) -> bool {
+        self.app_env.eq_ignore_ascii_case("production")
+    }
+}

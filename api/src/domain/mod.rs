@@ -1,0 +1,4 @@
+//! Aggregates: one module each, with its commands, state, error and given/when/then tests.
+//! Event types live in the `events` crate, the contract every process shares.
+
+pub mod admin;

@@ -1,0 +1,186 @@
+//! The one HTTP error type. Every handler returns `Result<T, ApiError>`; the body is always
+//! `{"error": "<snake_case_code>", "message": "<human text>"}`.
+
+use axum::extract::rejection::{FormRejection, JsonRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cqrs_es::AggregateError;
+use serde_json::json;
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body or query could not be parsed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: missing or invalid credentials.
+    #[error("{1}")]
+    Unauthorized(&'static str, String),
+    /// 403: authenticated but not allowed.
+    #[error("{1}")]
+    Forbidden(&'static str, String),
+    /// 404
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: duplicate or already done.
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    /// 413
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed but invalid.
+    #[error("{1}")]
+    Unprocessable(&'static str, String),
+    /// 429 with `Retry-After`.
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    /// 503 with `Retry-After`: Postgres or NATS is down.
+    #[error("{0} is unavailable")]
+    Unavailable(&'static str),
+    /// 500: logged with its cause, shown to the client without it.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn unprocessable(code: &'static str, msg: impl Into<String>) -> Self {
+        ApiError::Unprocessable(code, msg.into())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str) {
+        use ApiError::*;
+        match self {
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Unauthorized(code, _) => (StatusCode::UNAUTHORIZED, code),
+            Forbidden(code, _) => (StatusCode::FORBIDDEN, code),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Conflict(code, _) => (StatusCode::CONFLICT, code),
+            PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Unprocessable(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    /// Maps a Postgres error: unreachable → 503, anything else → 500 (logged).
+    pub fn from_db(err: sqlx::Error) -> Self {
+        if common::db::is_unavailable(&err) {
+            ApiError::Unavailable("postgres")
+        } else {
+            ApiError::Internal(err.to_string())
+        }
+    }
+
+    /// Maps a command's failure; the domain error decides its own status.
+    pub fn from_aggregate<E>(err: AggregateError<E>) -> Self
+    where
+        E: std::error::Error + Into<ApiError>,
+    {
+        match err {
+            AggregateError::UserError(e) => e.into(),
+            AggregateError::AggregateConflict => ApiError::Conflict(
+                "conflict",
+                "the resource was changed concurrently; retry".into(),
+            ),
+            AggregateError::DatabaseConnectionError(_) => ApiError::Unavailable("postgres"),
+            AggregateError::DeserializationError(e) => ApiError::Internal(e.to_string()),
+            AggregateError::UnexpectedError(e) => match e.downcast::<sqlx::Error>() {
+                Ok(sql) => ApiError::from_db(*sql),
+                Err(e) => ApiError::Internal(e.to_string()),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let message = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                "internal error".to_string()
+            }
+            ApiError::Unavailable(what) => {
+                tracing::warn!(dependency = what, "dependency unavailable");
+                format!("{what} is unavailable; retry later")
+            }
+            other => other.to_string(),
+        };
+        let mut resp = (status, Json(json!({"error": code, "message": message}))).into_response();
+        let retry_after = match self {
+            ApiError::RateLimited { retry_after_secs } => Some(retry_after_secs.max(1)),
+            ApiError::Unavailable(_) => Some(common::ops::RETRY_AFTER_SECONDS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonDataError(e) => {
+                ApiError::unprocessable("invalid_body", e.body_text())
+            }
+            JsonRejection::MissingJsonContentType(e) => {
+                ApiError::UnsupportedMediaType(e.body_text())
+            }
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge(e.body_text())
+            }
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<FormRejection> for ApiError {
+    fn from(r: FormRejection) -> Self {
+        match r {
+            FormRejection::FailedToDeserializeForm(e) => {
+                ApiError::unprocessable("invalid_body", e.body_text())
+            }
+            FormRejection::FailedToDeserializeFormBody(e) => {
+                ApiError::unprocessable("invalid_body", e.body_text())
+            }
+            FormRejection::InvalidFormContentType(e) => {
+                ApiError::UnsupportedMediaType(e.body_text())
+            }
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::unprocessable("invalid_query", r.body_text())
+    }
+}
+
+impl From<crate::domain::admin::AdminError> for ApiError {
+    fn from(e: crate::domain::admin::AdminError) -> Self {
+        use crate::domain::admin::AdminError::*;
+        match e {
+            AlreadyExists => ApiError::Conflict("already_seeded", e.to_string()),
+            InvalidCredentials => ApiError::Unauthorized("invalid_credentials", e.to_string()),
+            WrongPassword => ApiError::Forbidden("wrong_password", e.to_string()),
+        }
+    }
+}
+
+/// 404 for unknown routes, in the API's error shape.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}

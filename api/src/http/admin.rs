@@ -1,0 +1,188 @@
+//! `/admin/seed`, `/admin/login`, `/admin/logout`, `/admin/password`.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{FormOrJson, Json, RequestId};
+use crate::app::AppState;
+use crate::auth::AdminSession;
+use crate::client_ip::ClientIp;
+use crate::commands::execute;
+use crate::domain::admin::AdminCommand;
+use crate::error::{ApiError, Result};
+
+/// The one admin account `/admin/seed` creates.
+pub const SEED_USERNAME: &str = "admin";
+/// Shortest accepted password.
+pub const MIN_PASSWORD_LEN: usize = 12;
+const MAX_PASSWORD_LEN: usize = 1024;
+
+#[tracing::instrument(skip_all)]
+pub async fn seed(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    rid: RequestId,
+) -> Result<impl IntoResponse> {
+    let password = crate::passwords::generate(24);
+    let hash = s
+        .passwords
+        .hash(password.clone())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let cmd = AdminCommand::Create {
+        username: SEED_USERNAME.into(),
+        password_hash: hash,
+    };
+    execute(
+        &s.admins,
+        SEED_USERNAME,
+        cmd,
+        &rid.context(format!("ip:{ip}")),
+    )
+    .await?;
+    tracing::info!("admin account seeded");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"username": SEED_USERNAME, "password": password})),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+#[tracing::instrument(skip_all, fields(ip = %ip))]
+pub async fn login(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    rid: RequestId,
+    FormOrJson(form): FormOrJson<LoginForm>,
+) -> Result<impl IntoResponse> {
+    s.login_limiter
+        .check(ip, Instant::now())
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+    if form.username.is_empty()
+        || form.username.len() > 256
+        || form.password.len() > MAX_PASSWORD_LEN
+    {
+        s.login_limiter.record_failure(ip, Instant::now());
+        return Err(ApiError::Unauthorized(
+            "invalid_credentials",
+            "invalid username or password".into(),
+        ));
+    }
+    let (token_id, expires_at) = s.tokens.prepare(Utc::now());
+    let cmd = AdminCommand::Login {
+        password: form.password,
+        token_id,
+        expires_at,
+        ip: Some(ip.to_string()),
+    };
+    let ctx = rid.context(format!("admin:{}", form.username));
+    match execute(&s.admins, &form.username, cmd, &ctx).await {
+        Ok(()) => {}
+        Err(e @ ApiError::Unauthorized(..)) => {
+            s.login_limiter.record_failure(ip, Instant::now());
+            metrics::counter!("admin_login_failures_total").increment(1);
+            tracing::info!(username = form.username, "admin login refused");
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    }
+    let issued = s.tokens.sign(&form.username, token_id, expires_at)?;
+    Ok(axum::Json(json!({
+        "access_token": issued.token,
+        "token_type": "bearer",
+        "expires_in": s.tokens.ttl_seconds(),
+    })))
+}
+
+#[tracing::instrument(skip_all, fields(admin = %session.username))]
+pub async fn logout(
+    State(s): State<AppState>,
+    session: AdminSession,
+    rid: RequestId,
+) -> Result<StatusCode> {
+    let cmd = AdminCommand::Logout {
+        token_id: session.token_id,
+        expires_at: session.expires_at,
+    };
+    let ctx = rid.context(format!("admin:{}", session.username));
+    execute(&s.admins, &session.username, cmd, &ctx).await?;
+    // Refused here at once; every other instance sees the KV entry within milliseconds. The
+    // projector writes the same entry from the event, so a failed put here is not lost.
+    s.revoked_tokens.insert(session.token_id);
+    let kv =
+        s.js.get_key_value(events::topology::ADMIN_REVOKED_BUCKET)
+            .await;
+    let put = match kv {
+        Ok(kv) => kv
+            .put(
+                session.token_id.to_string(),
+                Bytes::from(session.expires_at.to_rfc3339()),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(error) = put {
+        tracing::warn!(%error, "revocation not written to KV yet; the projector will write it");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePassword {
+    current_password: String,
+    new_password: String,
+}
+
+#[tracing::instrument(skip_all, fields(admin = %session.username))]
+pub async fn change_password(
+    State(s): State<AppState>,
+    session: AdminSession,
+    rid: RequestId,
+    Json(body): Json<ChangePassword>,
+) -> Result<StatusCode> {
+    let len = body.new_password.chars().count();
+    if len < MIN_PASSWORD_LEN || body.new_password.len() > MAX_PASSWORD_LEN {
+        return Err(ApiError::unprocessable(
+            "weak_password",
+            format!("the new password needs {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"),
+        ));
+    }
+    if body.new_password == body.current_password {
+        return Err(ApiError::unprocessable(
+            "weak_password",
+            "the new password must differ from the current one",
+        ));
+    }
+    let new_password_hash = s
+        .passwords
+        .hash(body.new_password)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let cmd = AdminCommand::ChangePassword {
+        current_password: body.current_password,
+        new_password_hash,
+    };
+    execute(
+        &s.admins,
+        &session.username,
+        cmd,
+        &rid.context(format!("admin:{}", session.username)),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,71 @@
+//! Extractors that turn every malformed input into the API's JSON errors.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+
+/// JSON body; rejections become 400/415/422/413 in the API's shape.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|j| Json(j.0))
+            .map_err(ApiError::from)
+    }
+}
+
+/// A form (`application/x-www-form-urlencoded`) or, when the content type says so, JSON.
+pub struct FormOrJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for FormOrJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        if is_json {
+            Json::<T>::from_request(req, state)
+                .await
+                .map(|j| FormOrJson(j.0))
+        } else {
+            axum::Form::<T>::from_request(req, state)
+                .await
+                .map(|f| FormOrJson(f.0))
+                .map_err(ApiError::from)
+        }
+    }
+}
+
+/// The request id (set by the request-id layer), used as the correlation id of commands.
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestId(
+            parts
+                .headers
+                .get(super::REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ))
+    }
+}
+
+impl RequestId {
+    pub fn context(self, actor: impl Into<String>) -> CommandContext {
+        CommandContext::new(actor, self.0)
+    }
+}

@@ -1,0 +1,25 @@
+//! The blacklist api process: HTTP in, commands on cqrs-es aggregates, events out.
+//!
+//! ```text
+//!  HTTP ─► http::* handlers ─► commands::execute ─► domain::<aggregate> (cqrs-es)
+//!                                                      │ postgres-es: events + outbox (one tx)
+//!                                                      ▼
+//!                               relay ─► JetStream EVENTS ─► projector ─► read models
+//!  KV admin-revoked ─watch─► kv_set::KvSet (every instance) ─► auth::AdminTokens::verify
+//! ```
+
+pub mod app;
+pub mod auth;
+pub mod client_ip;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod kv_set;
+pub mod passwords;
+pub mod ratelimit;
+pub mod relay;
+
+pub use app::{run, Api, AppState};
+pub use config::Config;

@@ -1,0 +1,294 @@
+//! Admin accounts through HTTP, end to end: HTTP → events → EVENTS → read model.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{config, start_api, stream_contents, Stack};
+
+#[tokio::test]
+async fn seed_login_password_logout_reach_the_stream_and_the_read_model() {
+    let s = Stack::start().await;
+    let password = s.seed().await;
+    assert_eq!(password.len(), 24);
+
+    let again = s
+        .http
+        .post(s.url("/api/v1/admin/seed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["error"],
+        "already_seeded"
+    );
+
+    let wrong = s.login("not-the-password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["error"],
+        "invalid_credentials"
+    );
+
+    let ok = s.login(&password).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 900);
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    // JSON works too.
+    let json_login = s
+        .http
+        .post(s.url("/api/v1/admin/login"))
+        .json(&json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_login.status(), StatusCode::OK);
+
+    let change = |current: &str, new: &str| {
+        s.http
+            .post(s.url("/api/v1/admin/password"))
+            .bearer_auth(&token)
+            .json(&json!({"currentPassword": current, "newPassword": new}))
+            .send()
+    };
+    let r = change("wrong-current-pw", "a-brand-new-password")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = change(&password, "short").await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "weak_password");
+    let r = change(&password, "a-brand-new-password").await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(s.login(&password).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.login("a-brand-new-password").await.status(),
+        StatusCode::OK
+    );
+
+    let out = s
+        .http
+        .post(s.url("/api/v1/admin/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    let again = s
+        .http
+        .post(s.url("/api/v1/admin/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["error"],
+        "token_revoked"
+    );
+
+    s.projected().await;
+    let (logins, logouts, changed): (i64, i64, bool) = sqlx::query_as(
+        "SELECT login_count, logout_count, password_changed_at IS NOT NULL FROM admin_accounts WHERE username = 'admin'",
+    )
+    .fetch_one(&s.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((logins, logouts, changed), (3, 1, true));
+    let (sessions, revoked): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(revoked_at) FROM admin_sessions")
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!((sessions, revoked), (3, 1));
+
+    let history = stream_contents(&s.js("api").await).await;
+    let types: Vec<&str> = history
+        .iter()
+        .map(|(_, _, e)| e.event_type.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "AdminCreated",
+            "AdminLoggedIn",
+            "AdminLoggedIn",
+            "AdminPasswordChanged",
+            "AdminLoggedIn",
+            "AdminLoggedOut"
+        ]
+    );
+    for (i, (_, msg_id, env)) in history.iter().enumerate() {
+        assert_eq!(env.sequence, i as u64 + 1);
+        assert_eq!(msg_id, &format!("admin:admin:{}", i + 1));
+        assert!(
+            env.payload.get("passwordHash").is_none(),
+            "password hashes never reach the stream"
+        );
+        assert!(env.actor.is_some() && env.correlation_id.is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_logout_on_one_instance_is_refused_by_another_at_once() {
+    let s = Stack::start().await;
+    let other = start_api(config(&s.db.url, &s.nats)).await;
+    s.wait_ready(&other.base).await;
+    let password = s.seed().await;
+    let token = s.token(&password).await;
+
+    // Authenticated, but the body is refused: proves the token is accepted by `other`.
+    let probe = || {
+        s.http
+            .post(other.url("/api/v1/admin/password"))
+            .bearer_auth(&token)
+            .json(&json!({"currentPassword": "x", "newPassword": "y"}))
+            .send()
+    };
+    assert_eq!(
+        probe().await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    let out = s
+        .http
+        .post(s.url("/api/v1/admin/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    let refused = testkit::eventually(Duration::from_secs(1), || async {
+        (probe().await.ok()?.status() == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "the second instance still accepted the token a second later"
+    );
+    other.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_login_failures_from_one_ip_are_rate_limited() {
+    let s = Stack::start().await;
+    let password = s.seed().await;
+    let login = |ip: &'static str, pw: String| {
+        s.http
+            .post(s.url("/api/v1/admin/login"))
+            .header("x-forwarded-for", ip)
+            .form(&[("username", "admin".to_string()), ("password", pw)])
+            .send()
+    };
+    for _ in 0..10 {
+        assert_eq!(
+            login("198.51.100.1", "bad".into()).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let limited = login("198.51.100.1", password.clone()).await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(
+        limited.json::<Value>().await.unwrap()["error"],
+        "rate_limited"
+    );
+    // Another client (behind the same trusted proxy) is not affected.
+    assert_eq!(
+        login("198.51.100.2", password).await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
+    let s = Stack::start().await;
+    let password = s.seed().await;
+    let token = s.token(&password).await;
+    let post = |path: &str| s.http.post(s.url(path));
+
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode)> = vec![
+        (
+            post("/api/v1/admin/login").form(&[("username", "admin")]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            post("/api/v1/admin/login")
+                .header("content-type", "application/json")
+                .body("{nope"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            post("/api/v1/admin/login").json(&json!({"username": 1, "password": []})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            post("/api/v1/admin/login")
+                .header("content-type", "text/plain")
+                .body("username=admin"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            post("/api/v1/admin/login")
+                .form(&[("username", "nobody"), ("password", "whatever-password")]),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (post("/api/v1/admin/logout"), StatusCode::UNAUTHORIZED),
+        (
+            post("/api/v1/admin/logout").bearer_auth("garbage"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            post("/api/v1/admin/logout").header("authorization", "Basic YWRtaW46eA=="),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            post("/api/v1/admin/password")
+                .bearer_auth(&token)
+                .body("{}")
+                .header("content-type", "application/json"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            post("/api/v1/admin/password")
+                .bearer_auth(&token)
+                .json(&json!({"currentPassword": password})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            post("/api/v1/admin/password")
+                .bearer_auth(&token)
+                .json(&"x".repeat(100_000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (post("/api/v1/nothing-here"), StatusCode::NOT_FOUND),
+    ];
+    for (i, (req, expected)) in cases.into_iter().enumerate() {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), expected, "case {i}");
+        let body: Value = r
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("case {i}: body is not JSON: {e}"));
+        assert!(
+            body["error"].is_string() && body["message"].is_string(),
+            "case {i}: {body}"
+        );
+    }
+    // Only the seed and the one login were recorded.
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}

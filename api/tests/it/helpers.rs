@@ -1,0 +1,219 @@
+//! A whole stack per test: database, nats-server, api instance(s) and the projector.
+
+use std::time::Duration;
+
+use api::passwords::Passwords;
+use api::{Api, Config};
+use common::config::Connections;
+use reqwest::StatusCode;
+use serde_json::Value;
+use testkit::{Db, Nats};
+use tokio::sync::watch;
+
+pub const JWT_SECRET: &str = "integration-test-secret-integration-test";
+
+pub struct Stack {
+    pub db: Db,
+    pub nats: Nats,
+    pub api: Instance,
+    pub http: reqwest::Client,
+    projector_stop: watch::Sender<bool>,
+    projector: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Instance {
+    pub base: String,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Instance {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+    }
+}
+
+pub fn connections(db_url: &str, nats: &Nats, user: &str) -> Connections {
+    Connections {
+        database_url: db_url.to_owned(),
+        database_max_connections: 16,
+        nats_url: nats.url(),
+        nats_user: Some(user.to_owned()),
+        nats_password: Some(testkit::nats_password(user).to_owned().into()),
+        jetstream_replicas: 1,
+        log_format: "text".into(),
+    }
+}
+
+pub fn config(db_url: &str, nats: &Nats) -> Config {
+    Config {
+        conn: connections(db_url, nats, "api"),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        app_env: "test".into(),
+        admin_jwt_secret: Some(JWT_SECRET.to_owned().into()),
+        admin_token_ttl_seconds: 900,
+        login_max_failures_per_minute: 10,
+        trusted_proxies: "127.0.0.1/32".parse().unwrap(),
+        relay_enabled: true,
+        max_body_bytes: 64 * 1024,
+    }
+}
+
+/// Starts an api instance serving on a random port.
+pub async fn start_api(config: Config) -> Instance {
+    let api = Api::start(&config, Passwords::default())
+        .await
+        .expect("api starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, rx) = watch::channel(false);
+    let server = tokio::spawn(async move {
+        common::ops::serve(listener, api.router.clone(), common::shutdown::stopped(rx))
+            .await
+            .unwrap();
+        api.shutdown().await;
+    });
+    Instance { base, stop, server }
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        common::telemetry::init("text");
+        let db = Db::fresh().await.expect("database");
+        let nats = Nats::start().await.expect("nats-server");
+        let api = start_api(config(&db.url, &nats)).await;
+        let mut stack = Stack {
+            db,
+            nats,
+            api,
+            http: reqwest::Client::new(),
+            projector_stop: watch::channel(false).0,
+            projector: None,
+        };
+        stack.start_projector().await;
+        stack.wait_ready(&stack.api.base.clone()).await;
+        stack
+    }
+
+    pub async fn start_projector(&mut self) {
+        let client = self.nats.client("projector").await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let (stop, rx) = watch::channel(false);
+        let projector = projector::Projector::new(self.db.pool.clone(), js);
+        self.projector = Some(tokio::spawn(projector.run(common::shutdown::stopped(rx))));
+        self.projector_stop = stop;
+    }
+
+    pub async fn stop_projector(&mut self) {
+        let _ = self.projector_stop.send(true);
+        if let Some(p) = self.projector.take() {
+            let _ = p.await;
+        }
+    }
+
+    pub async fn wait_ready(&self, base: &str) {
+        let ok = testkit::eventually(Duration::from_secs(20), || async {
+            let r = self.http.get(format!("{base}/readyz")).send().await.ok()?;
+            (r.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+        assert!(ok.is_some(), "{base} never became ready");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.api.url(path)
+    }
+
+    pub async fn js(&self, user: &str) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.nats.client(user).await.unwrap())
+    }
+
+    /// Seeds the admin account and returns its password.
+    pub async fn seed(&self) -> String {
+        let r = self
+            .http
+            .post(self.url("/api/v1/admin/seed"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let body: Value = r.json().await.unwrap();
+        body["password"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn login(&self, password: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/admin/login"))
+            .form(&[("username", "admin"), ("password", password)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn token(&self, password: &str) -> String {
+        let r = self.login(password).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the projector's checkpoint reaches the stream's last sequence.
+    pub async fn projected(&self) {
+        let js = self.js("api").await;
+        let ok = testkit::eventually(Duration::from_secs(20), || async {
+            let mut stream = js.get_stream("EVENTS").await.ok()?;
+            let last = stream.info().await.ok()?.state.last_sequence;
+            let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+                .fetch_one(&self.db.pool)
+                .await
+                .ok()?;
+            let cp: Option<i64> =
+                sqlx::query_scalar("SELECT stream_seq FROM projector_checkpoints")
+                    .fetch_optional(&self.db.pool)
+                    .await
+                    .ok()?;
+            (outbox == 0 && cp.unwrap_or(0) as u64 == last && last > 0).then_some(())
+        })
+        .await;
+        assert!(ok.is_some(), "projection did not catch up");
+    }
+}
+
+/// Every message on EVENTS, in stream order: (stream seq, Nats-Msg-Id, envelope).
+pub async fn stream_contents(
+    js: &async_nats::jetstream::Context,
+) -> Vec<(u64, String, events::Envelope)> {
+    use async_nats::jetstream::consumer::pull::OrderedConfig;
+    use futures::StreamExt;
+    let mut stream = js.get_stream("EVENTS").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut out = Vec::new();
+    if last == 0 {
+        return out;
+    }
+    let consumer = stream
+        .create_consumer(OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut msgs = consumer.messages().await.unwrap();
+    while let Some(m) = msgs.next().await {
+        let m = m.unwrap();
+        let seq = m.info().unwrap().stream_sequence;
+        let id = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Msg-Id"))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        out.push((seq, id, events::Envelope::from_bytes(&m.payload).unwrap()));
+        if seq >= last {
+            break;
+        }
+    }
+    out
+}

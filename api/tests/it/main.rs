@@ -1,0 +1,9 @@
+//! Integration tests of the api against real services: Postgres, nats-server with JetStream.
+//! One binary (link once); each test gets its own database and nats-server.
+
+mod admin;
+mod faults;
+mod helpers;
+mod projection;
+mod relay;
+mod replay;

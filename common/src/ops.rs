@@ -1,0 +1,164 @@
+//! `/healthz`, `/readyz` and `/metrics`, the same on every process.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use sqlx::PgPool;
+
+static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn metrics_handle() -> PrometheusHandle {
+    METRICS
+        .get_or_init(|| {
+            let buckets = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests); ours still renders its own.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// A named readiness check beyond Postgres and NATS.
+pub type Check = (&'static str, Arc<dyn Fn() -> bool + Send + Sync>);
+
+/// What `/readyz` checks.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    pub db: Option<PgPool>,
+    pub nats: Option<async_nats::Client>,
+    /// Extra named checks (e.g. "revocations synced").
+    pub checks: Vec<Check>,
+}
+
+impl Readiness {
+    /// Runs every check; `Err` names what is down.
+    pub async fn check(&self) -> Result<(), Vec<&'static str>> {
+        let mut down = Vec::new();
+        if let Some(db) = &self.db {
+            let ok =
+                tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(db))
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+            if !ok {
+                down.push("postgres");
+            }
+        }
+        if let Some(nats) = &self.nats {
+            if !crate::nats::is_connected(nats) {
+                down.push("nats");
+            }
+        }
+        for (name, check) in &self.checks {
+            if !check() {
+                down.push(*name);
+            }
+        }
+        if down.is_empty() {
+            Ok(())
+        } else {
+            Err(down)
+        }
+    }
+}
+
+/// Seconds a client should wait before retrying while a dependency is down.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
+/// Routes `/healthz`, `/readyz` and `/metrics`.
+pub fn router(readiness: Readiness) -> Router {
+    metrics_handle();
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(Arc::new(readiness))
+}
+
+async fn readyz(State(r): State<Arc<Readiness>>) -> Response {
+    match r.check().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(down) => {
+            let mut resp = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "error": "not_ready",
+                    "message": format!("unavailable: {}", down.join(", ")),
+                    "down": down,
+                })),
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            resp
+        }
+    }
+}
+
+async fn render_metrics() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics_handle().render(),
+    )
+        .into_response()
+}
+
+/// Serves `router` on `addr` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// The ops endpoints of a process whose work is not HTTP (projector, janitor, worker).
+pub struct OpsServer {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl OpsServer {
+    /// Binds `addr` and serves `/healthz`, `/readyz`, `/metrics` until [`OpsServer::stop`].
+    pub async fn start(
+        addr: std::net::SocketAddr,
+        readiness: Readiness,
+    ) -> std::io::Result<OpsServer> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(serve(
+            listener,
+            router(readiness),
+            crate::shutdown::stopped(rx),
+        ));
+        Ok(OpsServer { stop, task })
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,16 @@
+//! Tracing set-up: human-readable by default, JSON lines when `LOG_FORMAT=json`.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+/// Installs the global subscriber. `RUST_LOG` filters (default `info`). Safe to call twice.
+pub fn init(log_format: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_target(true);
+    let result = if log_format.eq_ignore_ascii_case("json") {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+    // A second init (tests) keeps the first subscriber.
+    drop(result);
+}

@@ -1,0 +1,125 @@
+//! JetStream streams, consumers and KV buckets.
+//!
+//! Stream and consumer definitions are JSON files in `nats/jetstream/` (the NATS API's own
+//! format, so `nats stream add --config` takes them too); they are compiled in here and applied
+//! idempotently by `api setup` and on start. Replicas come from `JETSTREAM_REPLICAS`.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, kv, stream};
+
+/// The event history.
+pub const EVENTS_STREAM: &str = "EVENTS";
+/// Durable consumer of the projector.
+pub const PROJECTOR_CONSUMER: &str = "projector";
+/// KV bucket: revoked admin token ids → their expiry. Watched by every api instance.
+pub const ADMIN_REVOKED_BUCKET: &str = "admin-revoked";
+
+const EVENTS_JSON: &str = include_str!("../../nats/jetstream/EVENTS.json");
+const PROJECTOR_JSON: &str = include_str!("../../nats/jetstream/EVENTS.projector.json");
+
+/// The `EVENTS` stream definition with `replicas` applied.
+pub fn events_stream(replicas: usize) -> stream::Config {
+    let mut cfg: stream::Config =
+        serde_json::from_str(EVENTS_JSON).expect("nats/jetstream/EVENTS.json is valid");
+    cfg.num_replicas = replicas.max(1);
+    cfg
+}
+
+/// The projector's durable pull consumer on `EVENTS`.
+pub fn projector_consumer() -> consumer::pull::Config {
+    serde_json::from_str(PROJECTOR_JSON).expect("nats/jetstream/EVENTS.projector.json is valid")
+}
+
+/// The `admin-revoked` bucket. Entries outlive any token: a day is far above the token lifetime.
+pub fn admin_revoked_bucket(replicas: usize) -> kv::Config {
+    kv::Config {
+        bucket: ADMIN_REVOKED_BUCKET.to_string(),
+        description: "Revoked admin access tokens (token id → expiry)".to_string(),
+        history: 1,
+        max_age: Duration::from_secs(24 * 3600),
+        storage: stream::StorageType::File,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    }
+}
+
+/// Creates or updates everything the system needs. Safe to run any number of times, by any
+/// number of processes at once.
+pub async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<(), TopologyError> {
+    let events = events_stream(replicas);
+    match js.get_stream(EVENTS_STREAM).await {
+        Ok(_) => {
+            js.update_stream(events)
+                .await
+                .map_err(|e| TopologyError::new("update stream EVENTS", e))?;
+        }
+        Err(_) => {
+            js.get_or_create_stream(events)
+                .await
+                .map_err(|e| TopologyError::new("create stream EVENTS", e))?;
+        }
+    }
+    let stream = js
+        .get_stream(EVENTS_STREAM)
+        .await
+        .map_err(|e| TopologyError::new("get stream EVENTS", e))?;
+    stream
+        .create_consumer(projector_consumer())
+        .await
+        .map_err(|e| TopologyError::new("create consumer projector", e))?;
+    ensure_kv(js, admin_revoked_bucket(replicas)).await?;
+    Ok(())
+}
+
+async fn ensure_kv(js: &jetstream::Context, cfg: kv::Config) -> Result<(), TopologyError> {
+    if js.get_key_value(&cfg.bucket).await.is_ok() {
+        return Ok(());
+    }
+    let name = cfg.bucket.clone();
+    match js.create_key_value(cfg).await {
+        Ok(_) => Ok(()),
+        // Another process created it between our look-up and create.
+        Err(_) if js.get_key_value(&name).await.is_ok() => Ok(()),
+        Err(e) => Err(TopologyError::new("create kv bucket", e)),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("jetstream topology: {what}: {source}")]
+pub struct TopologyError {
+    what: &'static str,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl TopologyError {
+    fn new(what: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        TopologyError {
+            what,
+            source: Box::new(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_parse_and_keep_the_invariants() {
+        let s = events_stream(3);
+        assert_eq!(s.name, EVENTS_STREAM);
+        assert_eq!(s.subjects, vec![crate::subject::ALL.to_string()]);
+        assert_eq!(s.retention, stream::RetentionPolicy::Limits);
+        assert_eq!(s.storage, stream::StorageType::File);
+        assert_eq!(s.max_age, Duration::ZERO, "the history never expires");
+        assert!(
+            s.duplicate_window >= Duration::from_secs(600),
+            "dedup window ≥ 10 min"
+        );
+        assert_eq!(s.num_replicas, 3);
+        let c = projector_consumer();
+        assert_eq!(c.durable_name.as_deref(), Some(PROJECTOR_CONSUMER));
+        assert_eq!(c.ack_policy, consumer::AckPolicy::Explicit);
+    }
+}

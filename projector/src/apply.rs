@@ -1,0 +1,70 @@
+//! Applying one envelope to the read models.
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use events::Envelope;
+use sqlx::PgConnection;
+
+use crate::readmodels;
+
+/// Checkpoint name of the read models (they move together, in one transaction).
+pub const PROJECTION: &str = "read_models";
+
+/// Advisory lock serialising batches and rebuilds ("blproj").
+pub const PROJECTOR_LOCK: i64 = 0x626c_7072_6f6a;
+
+/// Side effects outside Postgres, performed before the commit. Each is idempotent, so a retry
+/// after a crash between them and the commit repeats them harmlessly.
+#[derive(Default, Debug)]
+pub struct Effects {
+    pub kv_puts: Vec<(&'static str, String, Bytes)>,
+    pub kv_deletes: Vec<(&'static str, String)>,
+}
+
+impl Effects {
+    pub async fn perform(self, js: &jetstream::Context) -> anyhow::Result<()> {
+        for (bucket, key, value) in self.kv_puts {
+            js.get_key_value(bucket).await?.put(&key, value).await?;
+        }
+        for (bucket, key) in self.kv_deletes {
+            js.get_key_value(bucket).await?.delete(&key).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Why an event was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The message is not an event we can read: skipped (and counted), never retried.
+    #[error("poison event: {0}")]
+    Poison(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Applies one event from its raw message bytes. Unknown aggregate types are skipped (a newer
+/// producer may already write them); undecodable ones are poison.
+pub async fn apply_event(
+    tx: &mut PgConnection,
+    raw: &[u8],
+    fx: &mut Effects,
+) -> Result<(), ApplyError> {
+    let env = Envelope::from_bytes(raw).map_err(|e| ApplyError::Poison(e.to_string()))?;
+    let applied = match env.aggregate_type.as_str() {
+        events::admin::AGGREGATE_TYPE => readmodels::admin::apply(tx, &env, fx).await,
+        other => {
+            tracing::debug!(aggregate_type = other, "no read model for this aggregate");
+            return Ok(());
+        }
+    };
+    let lag = (chrono::Utc::now() - env.occurred_at)
+        .num_milliseconds()
+        .max(0) as f64
+        / 1000.0;
+    metrics::histogram!("projection_lag_seconds").record(lag);
+    applied
+}
+
+/// Every read-model table, emptied by a rebuild.
+pub const READ_MODEL_TABLES: &[&str] = readmodels::TABLES;

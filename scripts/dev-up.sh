@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# `make up`: bring the whole system up locally and return once it is ready.
+# Idempotent: processes that already run are left alone (`make down && make up` restarts them).
+#
+# Variables (environment, then .env): DATABASE_URL, WORKER_TOKEN (also read from .dev/worker.env),
+# PROFILE (debug|release, default debug), LOG_FORMAT (default text), RUST_LOG (default info),
+# READY_TIMEOUT (seconds, default 120), and everything the services themselves read.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=up
+
+NATS_HOST=127.0.0.1
+NATS_PORT=4333
+NATS_MONITOR_PORT=8333
+NATS_CONF="${ROOT}/nats/dev.conf"
+API_ADDR=127.0.0.1:8000
+PROJECTOR_ADDR=127.0.0.1:8001
+JANITOR_ADDR=127.0.0.1:8002
+WORKER_ADDR=127.0.0.1:8003
+
+# a. configuration: the environment wins over .env
+load_dotenv
+export LOG_FORMAT=${LOG_FORMAT:-text}
+export RUST_LOG=${RUST_LOG:-info}
+READY_TIMEOUT=${READY_TIMEOUT:-120}
+PROFILE=${PROFILE:-debug}
+case $PROFILE in
+  debug | dev)
+    PROFILE_DIR=debug
+    CARGO_PROFILE_ARGS=()
+    ;;
+  release)
+    PROFILE_DIR=release
+    CARGO_PROFILE_ARGS=(--release)
+    ;;
+  *) die "PROFILE must be debug or release, not '$PROFILE'" ;;
+esac
+
+# b. state directories
+ensure_dev_dirs
+
+# One `make up` at a time.
+if have flock; then
+  exec 9>"${RUN_DIR}/up.lock"
+  flock -n 9 || {
+    log "another make up is running; waiting for it"
+    flock 9
+  }
+fi
+
+ensure_cmd curl
+
+# c. secrets
+ensure_secrets
+
+# d. nats-server binary
+"${ROOT}/scripts/ensure-nats-server.sh" >/dev/null
+NATS_BIN="${BIN_DIR}/nats-server"
+
+# e. our nats-server
+export NATS_URL="nats://${NATS_HOST}:${NATS_PORT}"
+NATS_HEALTH="http://${NATS_HOST}:${NATS_MONITOR_PORT}/healthz?js-enabled-only=true"
+if pid=$(running_pid nats-server); then
+  log "nats-server already running (pid $pid)"
+elif port_open "$NATS_HOST" "$NATS_PORT"; then
+  log "something already listens on ${NATS_HOST}:${NATS_PORT}; using it as our nats-server"
+else
+  [[ -f $NATS_CONF ]] || die "missing ${NATS_CONF#"${ROOT}"/}"
+  # The config reads the NATS_*_PASSWORD variables (exported by ensure_secrets); the store
+  # directory must come from -sd (nats/dev.conf deliberately sets none).
+  start_bg nats-server "$NATS_BIN" -c "$NATS_CONF" -sd "$NATS_STORE_DIR"
+fi
+if ! wait_http "$NATS_HEALTH" 30 "$(running_pid nats-server || true)"; then
+  show_log_tail nats-server
+  die "nats-server is not healthy at $NATS_HEALTH"
+fi
+log "nats-server ready on $NATS_URL"
+
+# f. Postgres
+DATABASE_URL=$("${ROOT}/scripts/ensure-postgres.sh")
+export DATABASE_URL
+log "database: $DATABASE_URL"
+
+# g. binaries
+log "building binaries: cargo build --bins ${CARGO_PROFILE_ARGS[*]} (target dir $CARGO_TARGET_DIR)"
+(cd "$ROOT" && cargo build --bins "${CARGO_PROFILE_ARGS[@]}")
+BIN="${CARGO_TARGET_DIR}/${PROFILE_DIR}"
+for exe in api projector janitor worker; do
+  [[ -x ${BIN}/${exe} ]] || die "cargo build produced no ${BIN}/${exe}"
+done
+
+# h. migrations, streams, consumers, KV buckets (idempotent)
+log "api setup"
+if ! env NATS_USER=api NATS_PASSWORD="$NATS_API_PASSWORD" \
+  "${BIN}/api" setup >>"$(log_file api-setup)" 2>&1; then
+  show_log_tail api-setup
+  die "api setup failed"
+fi
+
+# i. services
+start_bg api env \
+  HTTP_ADDR="$API_ADDR" DATABASE_URL="$DATABASE_URL" NATS_URL="$NATS_URL" \
+  NATS_USER=api NATS_PASSWORD="$NATS_API_PASSWORD" ADMIN_JWT_SECRET="$ADMIN_JWT_SECRET" \
+  LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
+  "${BIN}/api" serve
+start_bg projector env \
+  HTTP_ADDR="$PROJECTOR_ADDR" DATABASE_URL="$DATABASE_URL" NATS_URL="$NATS_URL" \
+  NATS_USER=projector NATS_PASSWORD="$NATS_PROJECTOR_PASSWORD" \
+  LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
+  "${BIN}/projector" run
+start_bg janitor env \
+  HTTP_ADDR="$JANITOR_ADDR" DATABASE_URL="$DATABASE_URL" NATS_URL="$NATS_URL" \
+  NATS_USER=janitor NATS_PASSWORD="$NATS_JANITOR_PASSWORD" \
+  LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
+  "${BIN}/janitor" run
+
+load_env_file "${DEV_DIR}/worker.env"
+WORKER_STARTED=""
+if [[ -n ${WORKER_TOKEN:-} ]]; then
+  # A worker needs only NATS and its token: it gets none of the control plane's secrets.
+  start_bg worker env \
+    -u DATABASE_URL -u ADMIN_JWT_SECRET -u NATS_USER -u NATS_PASSWORD \
+    -u NATS_API_PASSWORD -u NATS_PROJECTOR_PASSWORD -u NATS_JANITOR_PASSWORD \
+    -u NATS_REPLAY_PASSWORD -u NATS_SYS_PASSWORD \
+    NATS_URL="$NATS_URL" WORKER_TOKEN="$WORKER_TOKEN" HTTP_ADDR="$WORKER_ADDR" \
+    LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
+    "${BIN}/worker"
+  WORKER_STARTED=1
+fi
+
+# j. readiness
+deadline=$((SECONDS + READY_TIMEOUT))
+for svc in api:${API_ADDR} projector:${PROJECTOR_ADDR} janitor:${JANITOR_ADDR}; do
+  name=${svc%%:*}
+  url="http://${svc#*:}/readyz"
+  until http_ok "$url"; do
+    if ! running_pid "$name" >/dev/null; then
+      show_log_tail "$name"
+      die "$name exited before it became ready"
+    fi
+    if ((SECONDS >= deadline)); then
+      show_log_tail "$name"
+      die "$name not ready at $url within ${READY_TIMEOUT}s"
+    fi
+    sleep 0.5
+  done
+  log "$name ready"
+done
+if [[ -n $WORKER_STARTED ]] && ! running_pid worker >/dev/null; then
+  show_log_tail worker
+  warn "worker exited; see $(log_file worker)"
+fi
+
+# k. where things are
+cat <<EOF
+
+blacklist is up
+  API        http://${API_ADDR}   (docs http://${API_ADDR}/docs, metrics http://${API_ADDR}/metrics)
+  projector  http://${PROJECTOR_ADDR}   janitor http://${JANITOR_ADDR}
+  NATS       ${NATS_URL}   (monitor http://${NATS_HOST}:${NATS_MONITOR_PORT})
+  Postgres   ${DATABASE_URL}
+  logs       ${LOG_DIR}
+  first admin: curl -X POST http://${API_ADDR}/api/v1/admin/seed
+EOF
+if [[ -z $WORKER_STARTED ]]; then
+  cat <<EOF
+  worker     not started (no WORKER_TOKEN). Register one with
+             POST http://${API_ADDR}/api/v1/admin/workers {"name": "local"} (admin token),
+             put WORKER_TOKEN=<workerToken> into .dev/worker.env, and run make up again.
+EOF
+else
+  printf '  worker     running (health http://%s/healthz)\n' "$WORKER_ADDR"
+fi
+printf '  stop with: make down\n'
