@@ -10,9 +10,8 @@ MAKEFLAGS += --no-print-directory
 CARGO_TARGET_DIR ?= $(HOME)/.cache/blacklist/target
 export CARGO_TARGET_DIR
 
-# debug | release (`PROFILE=release make up`)
+# debug | release, for `make up` (`PROFILE=release make up` or `make up PROFILE=release`)
 PROFILE ?= debug
-export PROFILE
 
 CARGO ?= cargo
 # Extra arguments for the test runner or the bench binary: make test ARGS='-p api'
@@ -26,7 +25,7 @@ help: ## List the targets
 		awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
 
 up: ## Start nats-server, Postgres, api, projector, janitor (and worker with WORKER_TOKEN) under .dev/
-	@bash scripts/dev-up.sh
+	@PROFILE='$(PROFILE)' bash scripts/dev-up.sh
 
 down: ## Stop everything `make up` started
 	@bash scripts/dev-down.sh
@@ -37,8 +36,8 @@ clean: ## make down, then remove .dev/ (local data, logs, secrets)
 test: ## Run the workspace tests (nextest if installed) against a real nats-server and Postgres
 	@bash scripts/test.sh $(ARGS)
 
-bench: ## Run the load benchmark (api's bench binary, release build) in the test environment
-	@bash scripts/test-env.sh $(CARGO) run --release -p api --bin bench $(if $(ARGS),-- $(ARGS))
+bench: ## Run the load benchmark (bench crate, release build) in the test environment
+	@bash scripts/test-env.sh $(CARGO) run --release -p bench --bin bench $(if $(ARGS),-- $(ARGS))
 
 fmt: ## Format the code (cargo fmt)
 	$(CARGO) fmt --all

@@ -35,7 +35,7 @@ if [[ -f $PG_STATE ]]; then
   if [[ -n $pg_data && -x $pg_bindir/pg_ctl && -f $pg_data/PG_VERSION ]]; then
     if run_as_pg "$pg_bindir/pg_ctl" -D "$pg_data" status >/dev/null 2>&1; then
       log "stopping Postgres ($pg_data)"
-      if ! run_as_pg "$pg_bindir/pg_ctl" -D "$pg_data" -m fast -w -t "$STOP_TIMEOUT" stop >&2; then
+      if ! run_as_pg "$pg_bindir/pg_ctl" -D "$pg_data" -m fast -w -t "$STOP_TIMEOUT" stop >/dev/null; then
         warn "Postgres did not stop within ${STOP_TIMEOUT}s; stopping it immediately"
         run_as_pg "$pg_bindir/pg_ctl" -D "$pg_data" -m immediate -w stop >&2 || true
       fi

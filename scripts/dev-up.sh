@@ -40,7 +40,7 @@ esac
 # b. state directories
 ensure_dev_dirs
 
-# One `make up` at a time.
+# One `make up` at a time. Fd 9 holds the lock; long-lived children get it closed.
 if have flock; then
   exec 9>"${RUN_DIR}/up.lock"
   flock -n 9 || {
@@ -78,13 +78,15 @@ fi
 log "nats-server ready on $NATS_URL"
 
 # f. Postgres
-DATABASE_URL=$("${ROOT}/scripts/ensure-postgres.sh")
+# 9>&-: a Postgres server started there must not inherit (and hold) our lock.
+DATABASE_URL=$("${ROOT}/scripts/ensure-postgres.sh" 9>&-)
 export DATABASE_URL
 log "database: $DATABASE_URL"
 
 # g. binaries
 log "building binaries: cargo build --bins ${CARGO_PROFILE_ARGS[*]} (target dir $CARGO_TARGET_DIR)"
-(cd "$ROOT" && cargo build --bins "${CARGO_PROFILE_ARGS[@]}")
+# 9>&-: nothing cargo spawns (an sccache server, say) may keep our lock.
+(cd "$ROOT" && cargo build --bins "${CARGO_PROFILE_ARGS[@]}" 9>&-)
 BIN="${CARGO_TARGET_DIR}/${PROFILE_DIR}"
 for exe in api projector janitor worker; do
   [[ -x ${BIN}/${exe} ]] || die "cargo build produced no ${BIN}/${exe}"
@@ -98,7 +100,8 @@ if ! env NATS_USER=api NATS_PASSWORD="$NATS_API_PASSWORD" \
   die "api setup failed"
 fi
 
-# i. services
+# i. services. The control plane inherits the whole environment (.env, .dev/secrets.env); the
+# worker gets none of it (below).
 start_bg api env \
   HTTP_ADDR="$API_ADDR" DATABASE_URL="$DATABASE_URL" NATS_URL="$NATS_URL" \
   NATS_USER=api NATS_PASSWORD="$NATS_API_PASSWORD" ADMIN_JWT_SECRET="$ADMIN_JWT_SECRET" \
@@ -119,10 +122,11 @@ load_env_file "${DEV_DIR}/worker.env"
 WORKER_STARTED=""
 if [[ -n ${WORKER_TOKEN:-} ]]; then
   # A worker needs only NATS and its token: it gets none of the control plane's secrets.
-  start_bg worker env \
-    -u DATABASE_URL -u ADMIN_JWT_SECRET -u NATS_USER -u NATS_PASSWORD \
-    -u NATS_API_PASSWORD -u NATS_PROJECTOR_PASSWORD -u NATS_JANITOR_PASSWORD \
-    -u NATS_REPLAY_PASSWORD -u NATS_SYS_PASSWORD \
+  NO_SECRETS=(-u DATABASE_URL -u NATS_USER -u NATS_PASSWORD)
+  for key in "${SECRET_KEYS[@]}"; do
+    NO_SECRETS+=(-u "$key")
+  done
+  start_bg worker env "${NO_SECRETS[@]}" \
     NATS_URL="$NATS_URL" WORKER_TOKEN="$WORKER_TOKEN" HTTP_ADDR="$WORKER_ADDR" \
     LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
     "${BIN}/worker"

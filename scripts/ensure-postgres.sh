@@ -195,7 +195,12 @@ fi
 
 if [[ ! -f $PGDATA_DIR/PG_VERSION ]]; then
   log "initialising a cluster in ${PGDATA_DIR} ($("$bindir/pg_ctl" --version))"
-  run_as_pg "$bindir/initdb" -D "$PGDATA_DIR" -U postgres -A trust -E UTF8 --no-locale >&2
+  initdb_log="$(dirname -- "$PG_LOG")/postgres-initdb.log"
+  if ! run_as_pg "$bindir/initdb" -D "$PGDATA_DIR" -U postgres -A trust -E UTF8 --no-locale \
+    >"$initdb_log" 2>&1; then
+    cat "$initdb_log" >&2
+    die "initdb failed"
+  fi
   printf "\n# Local development settings (scripts/ensure-postgres.sh rewrites this file at each start).\ninclude_if_exists = 'blacklist-dev.conf'\n" |
     run_as_pg tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
 fi
@@ -228,7 +233,7 @@ else
     die "port ${DEV_PG_PORT} is taken by another process; set DEV_PG_PORT or DATABASE_URL"
   fi
   log "starting Postgres on 127.0.0.1:${DEV_PG_PORT} (log ${PG_LOG})"
-  if ! run_as_pg "$bindir/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" -w -t 60 start >&2; then
+  if ! run_as_pg "$bindir/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" -w -t 60 start >/dev/null; then
     tail -n 30 "$PG_LOG" >&2 || true
     die "Postgres did not start"
   fi

@@ -110,6 +110,7 @@ load_env_file() {
     key=${key%"${key##*[![:space:]]}"}
     value=${line#*=}
     value=${value#"${value%%[![:space:]]*}"}
+    value=${value%"${value##*[![:space:]]}"}
     if [[ ! $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
       warn "$file:$n: ignoring invalid variable name '$key'"
       continue
@@ -249,10 +250,11 @@ start_bg() {
   fi
   rm -f "$file"
   printf '\n===== %s: starting %s =====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$name" >>"$log"
+  # Fds 8 and 9 hold the scripts' flock locks: a long-lived child must not inherit them.
   if have setsid; then
-    nohup setsid "$@" >>"$log" 2>&1 </dev/null &
+    nohup setsid "$@" >>"$log" 2>&1 </dev/null 8>&- 9>&- &
   else
-    nohup "$@" >>"$log" 2>&1 </dev/null &
+    nohup "$@" >>"$log" 2>&1 </dev/null 8>&- 9>&- &
   fi
   pid=$!
   printf '%s\n' "$pid" >"$file"
@@ -327,12 +329,14 @@ url_with_db() {
 
 # run_as_pg CMD...: run CMD as the `postgres` OS user when we are root (initdb and pg_ctl
 # refuse to run as root), else as ourselves.
+# Paths given to it must be absolute: it runs from / (the postgres user may not be able to
+# enter the current directory).
 run_as_pg() {
   if [[ ${EUID} -eq 0 ]]; then
     if have runuser; then
-      runuser -u postgres -- "$@"
+      (cd / && runuser -u postgres -- "$@")
     else
-      su -s /bin/bash postgres -c "$(printf '%q ' "$@")"
+      (cd / && su -s /bin/bash postgres -c "$(printf '%q ' "$@")")
     fi
   else
     "$@"

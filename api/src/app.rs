@@ -21,13 +21,11 @@ use crate::auth::AdminTokens;
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::domain::admin::{Admin, AdminServices};
+use crate::domain::session::Session;
 use crate::kv_set::KvSet;
 use crate::passwords::Passwords;
 use crate::ratelimit::FailureLimiter;
 use crate::relay::Relay;
-
-/// Snapshot every this many events, so aggregates with long histories (logins) load fast.
-const SNAPSHOT_EVERY: usize = 50;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,6 +33,9 @@ pub struct AppState {
     pub nats: async_nats::Client,
     pub js: jetstream::Context,
     pub admins: Arc<PostgresCqrs<Admin>>,
+    /// Read access to admin aggregates, for password checks that write nothing.
+    pub admin_store: Arc<PersistedEventStore<PostgresEventRepository, Admin>>,
+    pub sessions: Arc<PostgresCqrs<Session>>,
     pub tokens: Arc<AdminTokens>,
     pub revoked_tokens: Arc<KvSet<Uuid>>,
     pub passwords: Passwords,
@@ -42,17 +43,21 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
 }
 
+/// An event store for `A` over Postgres, reading old payload versions through `upcasters`.
+pub fn event_store<A: cqrs_es::Aggregate>(
+    pool: &PgPool,
+    upcasters: &'static [events::version::Upcaster],
+) -> PersistedEventStore<PostgresEventRepository, A> {
+    PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
+        .with_upcasters(vec![Box::new(CqrsUpcaster(upcasters))])
+}
+
 fn cqrs<A: cqrs_es::Aggregate>(
     pool: &PgPool,
     services: A::Services,
     upcasters: &'static [events::version::Upcaster],
 ) -> PostgresCqrs<A> {
-    let store = PersistedEventStore::new_snapshot_store(
-        PostgresEventRepository::new(pool.clone()),
-        SNAPSHOT_EVERY,
-    )
-    .with_upcasters(vec![Box::new(CqrsUpcaster(upcasters))]);
-    CqrsFramework::new(store, vec![], services)
+    CqrsFramework::new(event_store(pool, upcasters), vec![], services)
 }
 
 /// A running api: its router and the handles of its background tasks.
@@ -123,6 +128,8 @@ impl Api {
                 },
                 events::admin::UPCASTERS,
             )),
+            admin_store: Arc::new(event_store(&pool, events::admin::UPCASTERS)),
+            sessions: Arc::new(cqrs(&pool, (), events::admin::SESSION_UPCASTERS)),
             tokens: Arc::new(AdminTokens::new(
                 &secret,
                 config.admin_token_ttl_seconds,

@@ -180,6 +180,16 @@ impl From<crate::domain::admin::AdminError> for ApiError {
     }
 }
 
+impl From<crate::domain::session::SessionError> for ApiError {
+    fn from(e: crate::domain::session::SessionError) -> Self {
+        use crate::domain::session::SessionError::*;
+        match e {
+            AlreadyOpen => ApiError::Conflict("session_exists", e.to_string()),
+            NotOpen => ApiError::Unauthorized("token_revoked", e.to_string()),
+        }
+    }
+}
+
 /// 404 for unknown routes, in the API's error shape.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())

@@ -1,4 +1,6 @@
-//! Events of the `admin` aggregate (id = username).
+//! Events of the `admin` aggregate (id = username) and of `admin_session` (id = token id).
+//!
+//! Sessions are aggregates of their own, so concurrent logins of one admin never contend.
 
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
@@ -25,18 +27,6 @@ pub enum AdminEvent {
         #[serde(default)]
         password_hash: String,
     },
-    /// An access token was issued.
-    AdminLoggedIn {
-        token_id: Uuid,
-        expires_at: DateTime<Utc>,
-        #[serde(default)]
-        ip: Option<String>,
-    },
-    /// That token is refused from now on, on every api instance.
-    AdminLoggedOut {
-        token_id: Uuid,
-        expires_at: DateTime<Utc>,
-    },
 }
 
 impl DomainEvent for AdminEvent {
@@ -44,8 +34,44 @@ impl DomainEvent for AdminEvent {
         match self {
             AdminEvent::AdminCreated { .. } => "AdminCreated",
             AdminEvent::AdminPasswordChanged { .. } => "AdminPasswordChanged",
-            AdminEvent::AdminLoggedIn { .. } => "AdminLoggedIn",
-            AdminEvent::AdminLoggedOut { .. } => "AdminLoggedOut",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+pub const SESSION_AGGREGATE_TYPE: &str = "admin_session";
+
+/// Upcasters for session events.
+pub const SESSION_UPCASTERS: &[Upcaster] = &[];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum AdminSessionEvent {
+    /// An access token was issued after a password check.
+    AdminLoggedIn {
+        token_id: Uuid,
+        username: String,
+        expires_at: DateTime<Utc>,
+        #[serde(default)]
+        ip: Option<String>,
+    },
+    /// That token is refused from now on, on every api instance.
+    AdminLoggedOut {
+        token_id: Uuid,
+        username: String,
+        expires_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for AdminSessionEvent {
+    fn event_type(&self) -> String {
+        match self {
+            AdminSessionEvent::AdminLoggedIn { .. } => "AdminLoggedIn",
+            AdminSessionEvent::AdminLoggedOut { .. } => "AdminLoggedOut",
         }
         .to_string()
     }

@@ -22,9 +22,15 @@ pub struct Effects {
 }
 
 impl Effects {
+    /// Puts are pipelined (a KV put is a JetStream publish on `$KV.<bucket>.<key>`): one round
+    /// trip for the whole batch instead of one per key.
     pub async fn perform(self, js: &jetstream::Context) -> anyhow::Result<()> {
+        let mut acks = Vec::with_capacity(self.kv_puts.len());
         for (bucket, key, value) in self.kv_puts {
-            js.get_key_value(bucket).await?.put(&key, value).await?;
+            acks.push(js.publish(format!("$KV.{bucket}.{key}"), value).await?);
+        }
+        for ack in acks {
+            ack.await?;
         }
         for (bucket, key) in self.kv_deletes {
             js.get_key_value(bucket).await?.delete(&key).await?;
@@ -52,7 +58,10 @@ pub async fn apply_event(
 ) -> Result<(), ApplyError> {
     let env = Envelope::from_bytes(raw).map_err(|e| ApplyError::Poison(e.to_string()))?;
     let applied = match env.aggregate_type.as_str() {
-        events::admin::AGGREGATE_TYPE => readmodels::admin::apply(tx, &env, fx).await,
+        events::admin::AGGREGATE_TYPE => readmodels::admin::apply(tx, &env).await,
+        events::admin::SESSION_AGGREGATE_TYPE => {
+            readmodels::admin::apply_session(tx, &env, fx).await
+        }
         other => {
             tracing::debug!(aggregate_type = other, "no read model for this aggregate");
             return Ok(());

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, Message};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 
 use crate::apply::{apply_event, ApplyError, Effects, PROJECTION, PROJECTOR_LOCK};
@@ -34,34 +34,18 @@ impl Projector {
         }
     }
 
-    /// Consumes until `shutdown`; a batch in progress finishes first. Errors are retried.
+    /// Consumes until `shutdown`, retrying after errors. A batch cut off by shutdown rolls back
+    /// and is redelivered: nothing is lost or applied twice.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut delay = Duration::from_millis(200);
         loop {
-            let consumer = tokio::select! {
+            tokio::select! {
                 _ = &mut shutdown => return,
-                c = self.consumer() => c,
-            };
-            match consumer {
-                Ok(consumer) => loop {
-                    let batch = tokio::select! {
-                        _ = &mut shutdown => return,
-                        b = self.fetch(&consumer) => b,
-                    };
-                    // Not raced with shutdown: a started batch commits and acks.
-                    let result = match batch {
-                        Ok(msgs) if msgs.is_empty() => Ok(BatchOutcome::default()),
-                        Ok(msgs) => self.process_batch(msgs).await,
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "projector batch failed; will retry");
-                        break;
-                    }
-                    delay = Duration::from_millis(200);
+                result = self.consume() => match result {
+                    Ok(()) => delay = Duration::from_millis(200),
+                    Err(e) => tracing::warn!(error = %e, "projector interrupted; retrying"),
                 },
-                Err(e) => tracing::warn!(error = %e, "projector consumer unavailable; retrying"),
             }
             tokio::select! {
                 _ = &mut shutdown => return,
@@ -71,30 +55,38 @@ impl Projector {
         }
     }
 
-    async fn consumer(&self) -> anyhow::Result<PullConsumer> {
+    /// Pulls continuously; each batch is what has already arrived (up to `batch_size`), so an
+    /// event is applied as soon as it lands and bursts are applied in one transaction.
+    ///
+    /// Dropped mid-batch (shutdown), the transaction rolls back and the messages are redelivered.
+    async fn consume(&self) -> anyhow::Result<()> {
         let stream = self.js.get_stream(EVENTS_STREAM).await?;
-        Ok(stream
+        let consumer: PullConsumer = stream
             .get_or_create_consumer(PROJECTOR_CONSUMER, events::topology::projector_consumer())
-            .await?)
-    }
-
-    async fn fetch(&self, consumer: &PullConsumer) -> anyhow::Result<Vec<Message>> {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(self.batch_size)
-            .expires(Duration::from_secs(1))
+            .await?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(self.batch_size)
+            .heartbeat(Duration::from_secs(5))
             .messages()
             .await?;
-        let mut msgs = Vec::new();
-        while let Some(m) = batch.next().await {
-            msgs.push(m.map_err(|e| anyhow::anyhow!(e))?);
+        while let Some(first) = messages.next().await {
+            let mut batch = vec![first?];
+            while batch.len() < self.batch_size {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(m))) => batch.push(m),
+                    Some(Some(Err(e))) => return Err(e.into()),
+                    _ => break,
+                }
+            }
+            self.process_batch(batch).await?;
         }
-        Ok(msgs)
+        anyhow::bail!("the consumer's message stream ended")
     }
 
     /// Applies a batch in one transaction, then acks it.
     pub async fn process_batch(&self, msgs: Vec<Message>) -> anyhow::Result<BatchOutcome> {
-        let stream = self.js.get_stream(EVENTS_STREAM).await?;
+        let mut stream = None;
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PROJECTOR_LOCK)
@@ -116,7 +108,11 @@ impl Projector {
             }
             // A redelivery can overtake earlier messages; apply what lies between first, so
             // events always apply in stream order and the checkpoint never jumps a message.
+            if seq > checkpoint + 1 && stream.is_none() {
+                stream = Some(self.js.get_stream(EVENTS_STREAM).await?);
+            }
             for missing in checkpoint + 1..seq {
+                let Some(stream) = &stream else { break };
                 match stream.get_raw_message(missing).await {
                     Ok(m) => apply_counted(&mut tx, &m.payload, &mut fx, &mut out).await?,
                     Err(e) => tracing::debug!(seq = missing, error = %e, "gap in the stream"),

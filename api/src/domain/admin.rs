@@ -1,11 +1,10 @@
-//! The `admin` aggregate (id = username): creation, password changes, logins and logouts.
+//! The `admin` aggregate (id = username): creation and password changes, plus
+//! [`authenticate`], the password check a login runs before it opens a session.
 
-use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
 use events::admin::AdminEvent;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::passwords::Passwords;
 
@@ -14,17 +13,6 @@ pub enum AdminCommand {
     Create {
         username: String,
         password_hash: String,
-    },
-    /// Verifies the password and issues token `token_id`.
-    Login {
-        password: String,
-        token_id: Uuid,
-        expires_at: DateTime<Utc>,
-        ip: Option<String>,
-    },
-    Logout {
-        token_id: Uuid,
-        expires_at: DateTime<Utc>,
     },
     ChangePassword {
         current_password: String,
@@ -50,7 +38,7 @@ pub struct AdminServices {
     pub passwords: Passwords,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Admin {
     username: Option<String>,
     password_hash: String,
@@ -86,50 +74,6 @@ impl Aggregate for Admin {
                 )
                 .await;
             }
-            AdminCommand::Login {
-                password,
-                token_id,
-                expires_at,
-                ip,
-            } => {
-                if self.username.is_none() {
-                    // Same cost as a real check, so timing does not reveal which usernames exist.
-                    let _ = services.passwords.hash(password).await;
-                    return Err(AdminError::InvalidCredentials);
-                }
-                if !services
-                    .passwords
-                    .verify(password, self.password_hash.clone())
-                    .await
-                {
-                    return Err(AdminError::InvalidCredentials);
-                }
-                sink.write(
-                    AdminEvent::AdminLoggedIn {
-                        token_id,
-                        expires_at,
-                        ip,
-                    },
-                    self,
-                )
-                .await;
-            }
-            AdminCommand::Logout {
-                token_id,
-                expires_at,
-            } => {
-                if self.username.is_none() {
-                    return Err(AdminError::InvalidCredentials);
-                }
-                sink.write(
-                    AdminEvent::AdminLoggedOut {
-                        token_id,
-                        expires_at,
-                    },
-                    self,
-                )
-                .await;
-            }
             AdminCommand::ChangePassword {
                 current_password,
                 new_password_hash,
@@ -144,13 +88,10 @@ impl Aggregate for Admin {
                 {
                     return Err(AdminError::WrongPassword);
                 }
-                sink.write(
-                    AdminEvent::AdminPasswordChanged {
-                        password_hash: new_password_hash,
-                    },
-                    self,
-                )
-                .await;
+                let event = AdminEvent::AdminPasswordChanged {
+                    password_hash: new_password_hash,
+                };
+                sink.write(event, self).await;
             }
         }
         Ok(())
@@ -168,8 +109,36 @@ impl Aggregate for Admin {
             AdminEvent::AdminPasswordChanged { password_hash } => {
                 self.password_hash = password_hash
             }
-            AdminEvent::AdminLoggedIn { .. } | AdminEvent::AdminLoggedOut { .. } => {}
         }
+    }
+}
+
+/// Checks `password` against the stored hash of `username`. Reads the aggregate, writes nothing,
+/// so any number of logins of one admin run side by side. An unknown username costs the same
+/// as a wrong password, so timing does not reveal which accounts exist.
+pub async fn authenticate<ES: EventStore<Admin>>(
+    store: &ES,
+    passwords: &Passwords,
+    username: &str,
+    password: String,
+) -> Result<(), AggregateError<AdminError>> {
+    let mut context = store.load_aggregate(username).await?;
+    let admin = context.aggregate();
+    let ok = match admin.username {
+        Some(_) => {
+            passwords
+                .verify(password, admin.password_hash.clone())
+                .await
+        }
+        None => {
+            let _ = passwords.hash(password).await;
+            false
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(AggregateError::UserError(AdminError::InvalidCredentials))
     }
 }
 
@@ -197,10 +166,6 @@ mod tests {
         Passwords::insecure_fast().hash(pw.into()).await.unwrap()
     }
 
-    fn at() -> DateTime<Utc> {
-        "2026-11-21T12:00:00Z".parse().unwrap()
-    }
-
     #[test]
     fn creating_a_new_admin_records_it() {
         Given::with(services())
@@ -224,107 +189,64 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_right_password_logs_in() {
-        let token_id = Uuid::new_v4();
-        Given::with(services())
-            .given(vec![created(&hash("pw-123456789").await)])
-            .when_async(AdminCommand::Login {
-                password: "pw-123456789".into(),
-                token_id,
-                expires_at: at(),
-                ip: Some("10.0.0.1".into()),
-            })
-            .await
-            .then_expect_events(vec![AdminEvent::AdminLoggedIn {
-                token_id,
-                expires_at: at(),
-                ip: Some("10.0.0.1".into()),
-            }]);
-    }
-
-    #[tokio::test]
-    async fn a_wrong_password_or_unknown_admin_is_refused_without_events() {
-        let login = |pw: &str| AdminCommand::Login {
-            password: pw.into(),
-            token_id: Uuid::new_v4(),
-            expires_at: at(),
-            ip: None,
-        };
-        Given::with(services())
-            .given(vec![created(&hash("pw-123456789").await)])
-            .when_async(login("nope"))
-            .await
-            .then_expect_error(AdminError::InvalidCredentials);
-        Given::with(services())
-            .given_no_previous_events()
-            .when_async(login("pw-123456789"))
-            .await
-            .then_expect_error(AdminError::InvalidCredentials);
-    }
-
-    #[tokio::test]
     async fn changing_the_password_needs_the_current_one() {
         let old = hash("old-password-1").await;
+        let change = |current: &str| AdminCommand::ChangePassword {
+            current_password: current.into(),
+            new_password_hash: "new-hash".into(),
+        };
         Given::with(services())
             .given(vec![created(&old)])
-            .when_async(AdminCommand::ChangePassword {
-                current_password: "old-password-1".into(),
-                new_password_hash: "new-hash".into(),
-            })
+            .when_async(change("old-password-1"))
             .await
             .then_expect_events(vec![AdminEvent::AdminPasswordChanged {
                 password_hash: "new-hash".into(),
             }]);
         Given::with(services())
             .given(vec![created(&old)])
-            .when_async(AdminCommand::ChangePassword {
-                current_password: "guess".into(),
-                new_password_hash: "new-hash".into(),
-            })
+            .when_async(change("guess"))
             .await
             .then_expect_error(AdminError::WrongPassword);
+        Given::with(services())
+            .given_no_previous_events()
+            .when_async(change("old-password-1"))
+            .await
+            .then_expect_error(AdminError::InvalidCredentials);
     }
 
     #[tokio::test]
-    async fn after_a_change_only_the_new_password_works() {
-        let old = hash("old-password-1").await;
-        let new = hash("new-password-2").await;
-        let history = vec![
-            created(&old),
-            AdminEvent::AdminPasswordChanged { password_hash: new },
-        ];
-        let login = |pw: &str| AdminCommand::Login {
-            password: pw.into(),
-            token_id: Uuid::nil(),
-            expires_at: at(),
-            ip: None,
+    async fn authentication_follows_the_latest_password_and_knows_no_strangers() {
+        use cqrs_es::mem_store::MemStore;
+        let store = MemStore::<Admin>::default();
+        let cqrs = cqrs_es::CqrsFramework::new(store.clone(), vec![], services());
+        let p = Passwords::insecure_fast();
+        let create = AdminCommand::Create {
+            username: "admin".into(),
+            password_hash: hash("old-password-1").await,
         };
-        Given::with(services())
-            .given(history.clone())
-            .when_async(login("old-password-1"))
+        cqrs.execute("admin", create).await.unwrap();
+        assert!(authenticate(&store, &p, "admin", "old-password-1".into())
             .await
-            .then_expect_error(AdminError::InvalidCredentials);
-        let events = Given::with(services())
-            .given(history)
-            .when_async(login("new-password-2"))
+            .is_ok());
+        let change = AdminCommand::ChangePassword {
+            current_password: "old-password-1".into(),
+            new_password_hash: hash("new-password-2").await,
+        };
+        cqrs.execute("admin", change).await.unwrap();
+        let refused = |r: Result<(), AggregateError<AdminError>>| {
+            matches!(
+                r,
+                Err(AggregateError::UserError(AdminError::InvalidCredentials))
+            )
+        };
+        assert!(refused(
+            authenticate(&store, &p, "admin", "old-password-1".into()).await
+        ));
+        assert!(authenticate(&store, &p, "admin", "new-password-2".into())
             .await
-            .inspect_result()
-            .unwrap();
-        assert_eq!(events.len(), 1);
-    }
-
-    #[test]
-    fn logout_records_the_revoked_token() {
-        let token_id = Uuid::new_v4();
-        Given::with(services())
-            .given(vec![created("h")])
-            .when(AdminCommand::Logout {
-                token_id,
-                expires_at: at(),
-            })
-            .then_expect_events(vec![AdminEvent::AdminLoggedOut {
-                token_id,
-                expires_at: at(),
-            }]);
+            .is_ok());
+        assert!(refused(
+            authenticate(&store, &p, "nobody", "new-password-2".into()).await
+        ));
     }
 }

@@ -2,3 +2,4 @@
 //! Event types live in the `events` crate, the contract every process shares.
 
 pub mod admin;
+pub mod session;

@@ -15,7 +15,8 @@ use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::client_ip::ClientIp;
 use crate::commands::execute;
-use crate::domain::admin::AdminCommand;
+use crate::domain::admin::{authenticate, AdminCommand};
+use crate::domain::session::SessionCommand;
 use crate::error::{ApiError, Result};
 
 /// The one admin account `/admin/seed` creates.
@@ -80,24 +81,25 @@ pub async fn login(
             "invalid username or password".into(),
         ));
     }
+    if let Err(e) = authenticate(&*s.admin_store, &s.passwords, &form.username, form.password).await
+    {
+        let e = ApiError::from_aggregate(e);
+        if matches!(e, ApiError::Unauthorized(..)) {
+            s.login_limiter.record_failure(ip, Instant::now());
+            metrics::counter!("admin_login_failures_total").increment(1);
+            tracing::info!(username = form.username, "admin login refused");
+        }
+        return Err(e);
+    }
     let (token_id, expires_at) = s.tokens.prepare(Utc::now());
-    let cmd = AdminCommand::Login {
-        password: form.password,
+    let cmd = SessionCommand::Open {
         token_id,
+        username: form.username.clone(),
         expires_at,
         ip: Some(ip.to_string()),
     };
     let ctx = rid.context(format!("admin:{}", form.username));
-    match execute(&s.admins, &form.username, cmd, &ctx).await {
-        Ok(()) => {}
-        Err(e @ ApiError::Unauthorized(..)) => {
-            s.login_limiter.record_failure(ip, Instant::now());
-            metrics::counter!("admin_login_failures_total").increment(1);
-            tracing::info!(username = form.username, "admin login refused");
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    }
+    execute(&s.sessions, &token_id.to_string(), cmd, &ctx).await?;
     let issued = s.tokens.sign(&form.username, token_id, expires_at)?;
     Ok(axum::Json(json!({
         "access_token": issued.token,
@@ -112,12 +114,14 @@ pub async fn logout(
     session: AdminSession,
     rid: RequestId,
 ) -> Result<StatusCode> {
-    let cmd = AdminCommand::Logout {
-        token_id: session.token_id,
-        expires_at: session.expires_at,
-    };
     let ctx = rid.context(format!("admin:{}", session.username));
-    execute(&s.admins, &session.username, cmd, &ctx).await?;
+    execute(
+        &s.sessions,
+        &session.token_id.to_string(),
+        SessionCommand::Close,
+        &ctx,
+    )
+    .await?;
     // Refused here at once; every other instance sees the KV entry within milliseconds. The
     // projector writes the same entry from the event, so a failed put here is not lost.
     s.revoked_tokens.insert(session.token_id);

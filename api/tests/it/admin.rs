@@ -123,15 +123,34 @@ async fn seed_login_password_logout_reach_the_stream_and_the_read_model() {
             "AdminLoggedOut"
         ]
     );
-    for (i, (_, msg_id, env)) in history.iter().enumerate() {
-        assert_eq!(env.sequence, i as u64 + 1);
-        assert_eq!(msg_id, &format!("admin:admin:{}", i + 1));
+    let mut last_seq = std::collections::HashMap::new();
+    for (_, msg_id, env) in &history {
+        let prev = last_seq.insert(
+            (env.aggregate_type.clone(), env.aggregate_id.clone()),
+            env.sequence,
+        );
+        assert_eq!(env.sequence, prev.unwrap_or(0) + 1);
+        assert_eq!(
+            msg_id,
+            &format!(
+                "{}:{}:{}",
+                env.aggregate_type, env.aggregate_id, env.sequence
+            )
+        );
         assert!(
             env.payload.get("passwordHash").is_none(),
             "password hashes never reach the stream"
         );
         assert!(env.actor.is_some() && env.correlation_id.is_some());
     }
+    let logouts: Vec<_> = history
+        .iter()
+        .filter(|(_, _, e)| e.event_type == "AdminLoggedOut")
+        .collect();
+    assert_eq!(
+        (logouts[0].2.aggregate_type.as_str(), logouts[0].2.sequence),
+        ("admin_session", 2)
+    );
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use tokio::process::Command;
 use crate::helpers::{connections, stream_contents};
 
 const ADMINS: usize = 400;
-const COMMANDS_PER_ADMIN: usize = 5; // create + 4 logouts = 2,000 commands
+const COMMANDS_PER_ADMIN: usize = 5; // create + 4 password changes = 2,000 commands
 
 fn relay_process(db: &Db, nats: &Nats) -> Command {
     let conn = connections(&db.url, nats, "api");
@@ -55,23 +55,27 @@ async fn relay_killed_repeatedly_publishes_every_event_exactly_once_in_order() {
         let (cqrs, done) = (cqrs.clone(), done.clone());
         tokio::spawn(async move {
             let ctx = CommandContext::new("system:test", None);
+            let hash = Passwords::insecure_fast()
+                .hash("relay-test-pw".into())
+                .await
+                .unwrap();
             let mut tasks = Vec::new();
             for worker in 0..8 {
-                let (cqrs, ctx) = (cqrs.clone(), ctx.clone());
+                let (cqrs, ctx, hash) = (cqrs.clone(), ctx.clone(), hash.clone());
                 tasks.push(tokio::spawn(async move {
                     for a in (worker..ADMINS).step_by(8) {
                         let id = format!("admin-{a}");
                         let create = AdminCommand::Create {
                             username: id.clone(),
-                            password_hash: "x".into(),
+                            password_hash: hash.clone(),
                         };
                         execute(&cqrs, &id, create, &ctx).await.unwrap();
                         for _ in 1..COMMANDS_PER_ADMIN {
-                            let logout = AdminCommand::Logout {
-                                token_id: uuid::Uuid::new_v4(),
-                                expires_at: chrono::Utc::now(),
+                            let change = AdminCommand::ChangePassword {
+                                current_password: "relay-test-pw".into(),
+                                new_password_hash: hash.clone(),
                             };
-                            execute(&cqrs, &id, logout, &ctx).await.unwrap();
+                            execute(&cqrs, &id, change, &ctx).await.unwrap();
                         }
                     }
                 }));

@@ -60,7 +60,16 @@ async fn replay_filters_the_history_with_read_only_credentials() {
         },
     )
     .await;
-    assert_eq!(by_agg.len(), 3);
+    assert_eq!(by_agg.len(), 1);
+    let sessions = lines(
+        &js,
+        ReplayFilter {
+            aggregate: Some("admin_session".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(sessions.len(), 2);
     let none = lines(
         &js,
         ReplayFilter {

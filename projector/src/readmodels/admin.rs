@@ -1,23 +1,21 @@
 //! `admin_accounts`, `admin_sessions`, and the `admin-revoked` KV bucket.
 
 use bytes::Bytes;
-use events::admin::{AdminEvent, UPCASTERS};
+use events::admin::{AdminEvent, AdminSessionEvent, SESSION_UPCASTERS, UPCASTERS};
 use events::topology::ADMIN_REVOKED_BUCKET;
 use events::Envelope;
 use sqlx::PgConnection;
 
 use crate::apply::{ApplyError, Effects};
 
-pub async fn apply(
-    tx: &mut PgConnection,
-    env: &Envelope,
-    fx: &mut Effects,
-) -> Result<(), ApplyError> {
-    let event: AdminEvent = env
-        .decode(UPCASTERS)
-        .map_err(|e| ApplyError::Poison(e.to_string()))?;
+fn poison(e: events::DecodeError) -> ApplyError {
+    ApplyError::Poison(e.to_string())
+}
+
+/// Events of the `admin` aggregate.
+pub async fn apply(tx: &mut PgConnection, env: &Envelope) -> Result<(), ApplyError> {
     let at = env.occurred_at;
-    match event {
+    match env.decode::<AdminEvent>(UPCASTERS).map_err(poison)? {
         AdminEvent::AdminCreated { username, .. } => {
             sqlx::query(
                 "INSERT INTO admin_accounts (username, created_at) VALUES ($1, $2)
@@ -35,8 +33,24 @@ pub async fn apply(
                 .execute(&mut *tx)
                 .await?;
         }
-        AdminEvent::AdminLoggedIn {
+    }
+    Ok(())
+}
+
+/// Events of the `admin_session` aggregate.
+pub async fn apply_session(
+    tx: &mut PgConnection,
+    env: &Envelope,
+    fx: &mut Effects,
+) -> Result<(), ApplyError> {
+    let at = env.occurred_at;
+    match env
+        .decode::<AdminSessionEvent>(SESSION_UPCASTERS)
+        .map_err(poison)?
+    {
+        AdminSessionEvent::AdminLoggedIn {
             token_id,
+            username,
             expires_at,
             ip,
         } => {
@@ -44,7 +58,7 @@ pub async fn apply(
                 "UPDATE admin_accounts SET last_login_at = $2, login_count = login_count + 1
                   WHERE username = $1",
             )
-            .bind(&env.aggregate_id)
+            .bind(&username)
             .bind(at)
             .execute(&mut *tx)
             .await?;
@@ -53,21 +67,22 @@ pub async fn apply(
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token_id) DO NOTHING",
             )
             .bind(token_id)
-            .bind(&env.aggregate_id)
+            .bind(&username)
             .bind(at)
             .bind(expires_at)
             .bind(ip)
             .execute(&mut *tx)
             .await?;
         }
-        AdminEvent::AdminLoggedOut {
+        AdminSessionEvent::AdminLoggedOut {
             token_id,
+            username,
             expires_at,
         } => {
             sqlx::query(
                 "UPDATE admin_accounts SET logout_count = logout_count + 1 WHERE username = $1",
             )
-            .bind(&env.aggregate_id)
+            .bind(&username)
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE admin_sessions SET revoked_at = $2 WHERE token_id = $1")
@@ -76,11 +91,9 @@ pub async fn apply(
                 .execute(&mut *tx)
                 .await?;
             if expires_at > chrono::Utc::now() {
-                fx.kv_puts.push((
-                    ADMIN_REVOKED_BUCKET,
-                    token_id.to_string(),
-                    Bytes::from(expires_at.to_rfc3339()),
-                ));
+                let value = Bytes::from(expires_at.to_rfc3339());
+                fx.kv_puts
+                    .push((ADMIN_REVOKED_BUCKET, token_id.to_string(), value));
             }
         }
     }

@@ -1,0 +1,213 @@
+//! `make bench`: the figures the issues ask for, measured in one run on this machine.
+//!
+//! Admin path, end to end (HTTP → command → Postgres events+outbox → relay → EVENTS →
+//! projector → read model): logins (argon2id-bound by design) and logouts (the bare command
+//! path), with throughput, command latency p50/p99 and projection lag p50/p99 — next to the raw
+//! ceilings of the same machine in the same run: pgbench single-row inserts and a JetStream
+//! publish loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bench::{jetstream_publish_rate, percentiles, pgbench_insert_tps, Stack};
+use futures::stream::{self, StreamExt};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+const LOGINS: usize = 400;
+const LOGOUTS: usize = 400;
+const CONCURRENCY: usize = 16;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let seed: Value = http
+        .post(stack.url("/api/v1/admin/seed"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let password = seed["password"].as_str().unwrap_or_default().to_owned();
+
+    println!(
+        "blacklist benchmarks — {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!();
+
+    // Logins: argon2id (19 MiB, t=2) per request.
+    let started = Instant::now();
+    let results: Vec<(String, Duration)> = stream::iter(0..LOGINS)
+        .map(|_| {
+            let (http, url, pw) = (
+                http.clone(),
+                stack.url("/api/v1/admin/login"),
+                password.clone(),
+            );
+            async move {
+                let t = Instant::now();
+                let r = http
+                    .post(url)
+                    .form(&[("username", "admin"), ("password", pw.as_str())])
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().is_success(), "login: {}", r.status());
+                let v: Value = r.json().await?;
+                Ok::<_, anyhow::Error>((
+                    v["access_token"].as_str().unwrap_or_default().to_owned(),
+                    t.elapsed(),
+                ))
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let login_secs = started.elapsed().as_secs_f64();
+    let (lp50, lp99, _) = percentiles(results.iter().map(|r| r.1).collect());
+    let tokens: Vec<String> = results.into_iter().map(|r| r.0).collect();
+    wait_projected(&stack).await?;
+
+    // Logouts: the plain command path. A poller marks when each revocation shows in the read model.
+    let token_ids: Vec<uuid::Uuid> = tokens
+        .iter()
+        .map(|t| token_id(t))
+        .collect::<anyhow::Result<_>>()?;
+    let acked: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
+    let seen: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
+    let poller = {
+        let (pool, seen, ids) = (stack.db.pool.clone(), seen.clone(), token_ids.clone());
+        tokio::spawn(async move {
+            while seen.lock().await.len() < ids.len() {
+                let rows: Vec<uuid::Uuid> = sqlx::query_scalar(
+                    "SELECT token_id FROM admin_sessions WHERE revoked_at IS NOT NULL",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+                let now = Instant::now();
+                let mut s = seen.lock().await;
+                for id in rows {
+                    s.entry(id).or_insert(now);
+                }
+                drop(s);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let latencies: Vec<Duration> = stream::iter(tokens.iter().zip(&token_ids).take(LOGOUTS))
+        .map(|(token, id)| {
+            let (http, url, acked) = (
+                http.clone(),
+                stack.url("/api/v1/admin/logout"),
+                acked.clone(),
+            );
+            async move {
+                let t = Instant::now();
+                let r = http.post(url).bearer_auth(token).send().await?;
+                anyhow::ensure!(r.status().as_u16() == 204, "logout: {}", r.status());
+                acked.lock().await.insert(*id, Instant::now());
+                Ok::<_, anyhow::Error>(t.elapsed())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let logout_secs = started.elapsed().as_secs_f64();
+    tokio::time::timeout(Duration::from_secs(60), poller).await??;
+    let (op50, op99, _) = percentiles(latencies);
+    let acked = acked.lock().await;
+    let seen = seen.lock().await;
+    let lags: Vec<Duration> = acked
+        .iter()
+        .filter_map(|(id, a)| seen.get(id).map(|s| s.saturating_duration_since(*a)))
+        .collect();
+    let (g50, g99, _) = percentiles(lags);
+
+    let metrics = common::ops::metrics_handle().render();
+    let mean = |name: &str| {
+        let get = |suffix: &str| {
+            metrics
+                .lines()
+                .find(|l| l.starts_with(&format!("{name}_{suffix} ")))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        1000.0 * get("sum") / get("count").max(1.0)
+    };
+    let (relay_mean, projection_mean) = (mean("relay_lag_seconds"), mean("projection_lag_seconds"));
+
+    let pg_tps = pgbench_insert_tps(&stack.db, 8, 5).await?;
+    let js_sync = jetstream_publish_rate(&stack.nats, 5_000, 600, 1).await?;
+    let js_pipe = jetstream_publish_rate(&stack.nats, 50_000, 600, 256).await?;
+
+    println!(
+        "admin path, end to end (HTTP → EVENTS → read model), {CONCURRENCY} concurrent clients"
+    );
+    println!("  logins   {:>7.0} /s   latency p50 {lp50:>6.1} ms  p99 {lp99:>6.1} ms   (argon2id per login)", LOGINS as f64 / login_secs);
+    println!(
+        "  logouts  {:>7.0} /s   latency p50 {op50:>6.1} ms  p99 {op99:>6.1} ms",
+        LOGOUTS as f64 / logout_secs
+    );
+    println!("  projection lag after the command's response: p50 {g50:.1} ms  p99 {g99:.1} ms");
+    println!("  mean lag from commit: to JetStream ack {relay_mean:.1} ms, to read-model apply {projection_mean:.1} ms");
+    println!();
+    println!("raw ceilings, same run");
+    println!("  pgbench single-row INSERT, 8 clients      {pg_tps:>9.0} tx/s");
+    println!("  JetStream publish, one at a time (600 B)  {js_sync:>9.0} msg/s");
+    println!("  JetStream publish, 256 in flight (600 B)  {js_pipe:>9.0} msg/s");
+    println!();
+    println!(
+        "ratios: logouts/pgbench {:.2}, logouts/JetStream sync {:.2}",
+        LOGOUTS as f64 / logout_secs / pg_tps,
+        LOGOUTS as f64 / logout_secs / js_sync
+    );
+    Ok(())
+}
+
+/// The `jti` claim of a token (the bench signs nothing; it only reads its own tokens).
+fn token_id(token: &str) -> anyhow::Result<uuid::Uuid> {
+    use base64::Engine;
+    let payload = token
+        .split('.')
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("not a JWT"))?;
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?;
+    Ok(claims["jti"].as_str().unwrap_or_default().parse()?)
+}
+
+async fn wait_projected(stack: &Stack) -> anyhow::Result<()> {
+    let ok = testkit::eventually(Duration::from_secs(60), || async {
+        // A fresh stack: the stream holds exactly the stored events, so the projector is done
+        // when its checkpoint equals their number and the outbox is empty.
+        let (outbox, behind): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM outbox),
+                    (SELECT count(*) FROM events) - (SELECT coalesce(max(stream_seq), 0) FROM projector_checkpoints)",
+        )
+        .fetch_one(&stack.db.pool)
+        .await
+        .ok()?;
+        (outbox == 0 && behind == 0).then_some(())
+    })
+    .await;
+    if ok.is_none() {
+        let state: (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM outbox), (SELECT coalesce(max(stream_seq), 0) FROM projector_checkpoints)",
+        )
+        .fetch_one(&stack.db.pool)
+        .await?;
+        anyhow::bail!("projection did not catch up: (events, outbox, checkpoint) = {state:?}");
+    }
+    Ok(())
+}

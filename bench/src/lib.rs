@@ -1,0 +1,174 @@
+//! Shared pieces of the benchmarks: percentiles, a stack in one process, raw ceilings.
+
+use std::time::{Duration, Instant};
+
+use api::passwords::Passwords;
+use testkit::{Db, Nats};
+use tokio::sync::watch;
+
+/// p50/p99/max of a set of durations, in milliseconds.
+pub fn percentiles(mut samples: Vec<Duration>) -> (f64, f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    samples.sort();
+    let at = |q: f64| {
+        samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0
+    };
+    (at(0.50), at(0.99), at(1.0))
+}
+
+/// Postgres, nats-server, one api instance (HTTP on a free port) and the projector.
+pub struct Stack {
+    pub db: Db,
+    pub nats: Nats,
+    pub base: String,
+    stop: watch::Sender<bool>,
+}
+
+impl Stack {
+    pub async fn start() -> anyhow::Result<Stack> {
+        let db = Db::fresh().await?;
+        let nats = Nats::start().await?;
+        let config = api::Config {
+            conn: conn(&db.url, &nats, "api"),
+            http_addr: "127.0.0.1:0".parse()?,
+            app_env: "bench".into(),
+            admin_jwt_secret: Some("benchmark-secret-benchmark-secret-bench".to_owned().into()),
+            admin_token_ttl_seconds: 900,
+            login_max_failures_per_minute: 10,
+            trusted_proxies: "".parse().map_err(anyhow::Error::msg)?,
+            relay_enabled: true,
+            max_body_bytes: 1 << 20,
+        };
+        let api = api::Api::start(&config, Passwords::default()).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, rx) = watch::channel(false);
+        let router = api.router.clone();
+        tokio::spawn(common::ops::serve(
+            listener,
+            router,
+            common::shutdown::stopped(rx.clone()),
+        ));
+        tokio::spawn(async move {
+            common::shutdown::stopped(rx.clone()).await;
+            api.shutdown().await;
+        });
+        let projector_js = async_nats::jetstream::new(nats.client("projector").await?);
+        let projector = projector::Projector::new(db.pool.clone(), projector_js);
+        tokio::spawn(projector.run(common::shutdown::stopped(stop.subscribe())));
+        let http = reqwest::Client::new();
+        let ready = testkit::eventually(Duration::from_secs(30), || {
+            let r = http.get(format!("{base}/readyz")).send();
+            async move { r.await.ok()?.status().is_success().then_some(()) }
+        })
+        .await;
+        anyhow::ensure!(ready.is_some(), "the api never became ready");
+        Ok(Stack {
+            db,
+            nats,
+            base,
+            stop,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+pub fn conn(db_url: &str, nats: &Nats, user: &str) -> common::config::Connections {
+    common::config::Connections {
+        database_url: db_url.to_owned(),
+        database_max_connections: 16,
+        nats_url: nats.url(),
+        nats_user: Some(user.to_owned()),
+        nats_password: Some(testkit::nats_password(user).to_owned().into()),
+        jetstream_replicas: 1,
+        log_format: "text".into(),
+    }
+}
+
+/// pgbench: single-row INSERT transactions, `clients` connections, `seconds` long. TPS.
+pub async fn pgbench_insert_tps(db: &Db, clients: u32, seconds: u32) -> anyhow::Result<f64> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_rows (id bigserial PRIMARY KEY, v int NOT NULL)")
+        .execute(&db.pool)
+        .await?;
+    let script =
+        std::env::temp_dir().join(format!("bl-pgbench-{}.sql", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&script, "INSERT INTO bench_rows (v) VALUES (1);\n")?;
+    let out = tokio::process::Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
+        .arg(&script)
+        .arg(&db.url)
+        .output()
+        .await?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "pgbench gave no tps: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// Raw JetStream publish loop on a throw-away stream: `n` messages of `size` bytes, each
+/// awaited in turn (sync) or pipelined with up to `window` in flight. Messages/s.
+pub async fn jetstream_publish_rate(
+    nats: &Nats,
+    n: usize,
+    size: usize,
+    window: usize,
+) -> anyhow::Result<f64> {
+    let js = async_nats::jetstream::new(nats.client("api").await?);
+    let name = format!("RAW{}", uuid::Uuid::new_v4().simple());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("raw.{name}")],
+        ..Default::default()
+    })
+    .await?;
+    let payload = bytes_of(size);
+    let subject = format!("raw.{name}");
+    let started = Instant::now();
+    let mut inflight = std::collections::VecDeque::new();
+    for _ in 0..n {
+        inflight.push_back(js.publish(subject.clone(), payload.clone()).await?);
+        if inflight.len() >= window {
+            inflight.pop_front().expect("non-empty").await?;
+        }
+    }
+    for ack in inflight {
+        ack.await?;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    js.delete_stream(&name).await?;
+    Ok(rate)
+}
+
+fn bytes_of(size: usize) -> bytes::Bytes {
+    bytes::Bytes::from(vec![b'x'; size])
+}
