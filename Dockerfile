@@ -19,7 +19,8 @@ RUN --mount=type=cache,id=blacklist-cargo-registry,target=/usr/local/cargo/regis
     --mount=type=cache,id=blacklist-target,target=/src/target,sharing=locked \
     cargo build --release --locked --bins \
  && mkdir -p /app \
- && cp target/release/api target/release/projector target/release/janitor target/release/worker /app/
+ && cp target/release/api target/release/projector target/release/janitor /app/ \
+ && if [ -x target/release/worker ]; then cp target/release/worker /app/; fi
 
 # ---- runtime ----------------------------------------------------------------------------------
 FROM debian:bookworm-slim

@@ -13,7 +13,7 @@ CREATE TABLE events
     event_version  text                         NOT NULL,
     payload        json                         NOT NULL,
     metadata       json                         NOT NULL,
-    -- not written by postgres-es: the commit's transaction time, the event's `occurredAt`
+    -- not written by postgres-es: the inserting transaction's start time, the event's `occurredAt`
     recorded_at    timestamptz                  NOT NULL DEFAULT now(),
     PRIMARY KEY (aggregate_type, aggregate_id, sequence)
 );

@@ -18,14 +18,18 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::auth::AdminTokens;
+use crate::client_ip::BannedIp;
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::domain::admin::{Admin, AdminServices};
+use crate::domain::platform_user::{PlatformUser, PlatformUserServices};
 use crate::domain::session::Session;
+use crate::evasion::EvasionCounter;
 use crate::kv_set::KvSet;
 use crate::passwords::Passwords;
 use crate::ratelimit::FailureLimiter;
 use crate::relay::Relay;
+use crate::session_auth::{ObservedSessions, SessionVerifier};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -36,6 +40,14 @@ pub struct AppState {
     /// Read access to admin aggregates, for password checks that write nothing.
     pub admin_store: Arc<PersistedEventStore<PostgresEventRepository, Admin>>,
     pub sessions: Arc<PostgresCqrs<Session>>,
+    pub platform_users: Arc<PostgresCqrs<PlatformUser>>,
+    /// Read access to platform users (is the reporter banned?).
+    pub platform_user_store: Arc<PersistedEventStore<PostgresEventRepository, PlatformUser>>,
+    pub sessions_verifier: Arc<SessionVerifier>,
+    pub observed: Arc<ObservedSessions>,
+    /// Mirror of the `ip-bans` bucket: the IP-ban check is a hash-set probe.
+    pub banned_ips: Arc<KvSet<BannedIp>>,
+    pub evasion: Arc<EvasionCounter>,
     pub tokens: Arc<AdminTokens>,
     pub revoked_tokens: Arc<KvSet<Uuid>>,
     pub passwords: Passwords,
@@ -83,6 +95,16 @@ impl Api {
                 crate::passwords::generate(48).into_bytes()
             }
         };
+        let sessions_verifier = SessionVerifier::new(
+            config.session_jwt_secret.as_ref().map(|s| s.expose()),
+            config.session_jwt_public_key.as_deref(),
+        )?;
+        if !sessions_verifier.is_configured() {
+            if config.is_production() {
+                anyhow::bail!("SESSION_JWT_SECRET or SESSION_JWT_PUBLIC_KEY is required when APP_ENV=production");
+            }
+            tracing::warn!("no SESSION_JWT_SECRET / SESSION_JWT_PUBLIC_KEY: platform-user endpoints refuse every token");
+        }
         let pool = common::db::connect_lazy(
             &config.conn.database_url,
             config.conn.database_max_connections,
@@ -113,6 +135,18 @@ impl Api {
                 .clone()
                 .run(js.clone(), common::shutdown::stopped(stop_rx.clone())),
         ));
+        let banned_ips = KvSet::<BannedIp>::new(topology::IP_BANS_BUCKET);
+        tasks.push(tokio::spawn(
+            banned_ips
+                .clone()
+                .run(js.clone(), common::shutdown::stopped(stop_rx.clone())),
+        ));
+        let evasion = Arc::new(EvasionCounter::default());
+        tasks.push(tokio::spawn(
+            evasion
+                .clone()
+                .run(pool.clone(), common::shutdown::stopped(stop_rx.clone())),
+        ));
         if config.relay_enabled {
             let relay = Relay::new(pool.clone(), js.clone());
             tasks.push(tokio::spawn(
@@ -130,6 +164,18 @@ impl Api {
             )),
             admin_store: Arc::new(event_store(&pool, events::admin::UPCASTERS)),
             sessions: Arc::new(cqrs(&pool, (), events::admin::SESSION_UPCASTERS)),
+            platform_users: Arc::new(cqrs(
+                &pool,
+                PlatformUserServices {
+                    auto_ban_threshold: config.auto_ban_threshold.max(1),
+                },
+                events::platform_user::UPCASTERS,
+            )),
+            platform_user_store: Arc::new(event_store(&pool, events::platform_user::UPCASTERS)),
+            sessions_verifier: Arc::new(sessions_verifier),
+            observed: Arc::new(ObservedSessions::default()),
+            banned_ips,
+            evasion,
             tokens: Arc::new(AdminTokens::new(
                 &secret,
                 config.admin_token_ttl_seconds,
@@ -148,10 +194,14 @@ impl Api {
         };
         let readiness = {
             let revoked = state.revoked_tokens.clone();
+            let banned = state.banned_ips.clone();
             Readiness {
                 db: Some(state.pool.clone()),
                 nats: Some(state.nats.clone()),
-                checks: vec![("admin-revoked", Arc::new(move || revoked.is_synced()))],
+                checks: vec![
+                    ("admin-revoked", Arc::new(move || revoked.is_synced())),
+                    ("ip-bans", Arc::new(move || banned.is_synced())),
+                ],
             }
         };
         let router = crate::http::router(state.clone(), readiness, config.max_body_bytes);

@@ -76,6 +76,36 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A key of the `ip-bans` bucket: the IP with `:` written as `_`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BannedIp(pub IpAddr);
+
+impl FromStr for BannedIp {
+    type Err = std::net::AddrParseError;
+    fn from_str(key: &str) -> Result<Self, Self::Err> {
+        events::platform_user::key_to_ip(key)
+            .parse()
+            .map(|ip| BannedIp(canonical(ip)))
+    }
+}
+
+/// Resolves the client IP of a request from its peer address and headers.
+pub fn resolve(
+    parts_ext: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    trusted: &TrustedProxies,
+) -> IpAddr {
+    let peer = parts_ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| canonical(c.0.ip()))
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    trusted.client_ip(peer, forwarded)
+}
+
 /// Extractor for the client IP.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub IpAddr);
@@ -90,17 +120,11 @@ impl FromRequestParts<AppState> for ClientIp {
         if let Some(ip) = parts.extensions.get::<ClientIp>() {
             return Ok(*ip);
         }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| canonical(c.0.ip()))
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let forwarded = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let ip = ClientIp(state.trusted_proxies.client_ip(peer, forwarded));
+        let ip = ClientIp(resolve(
+            &parts.extensions,
+            &parts.headers,
+            &state.trusted_proxies,
+        ));
         parts.extensions.insert(ip);
         Ok(ip)
     }

@@ -1,11 +1,21 @@
-//! Executing commands: metadata for every event, and retries on optimistic-lock conflicts.
+//! Executing commands: metadata for every event, per-aggregate serialisation within this
+//! instance, retries on optimistic-lock conflicts, and reading back what a command produced.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
 
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, EventStore};
 use events::envelope::{META_ACTOR, META_CORRELATION_ID};
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+use uuid::Uuid;
 
 use crate::error::ApiError;
+
+/// Metadata key of the id of the command that produced an event.
+pub const META_COMMAND_ID: &str = "commandId";
 
 /// Who asked, and the request it came from; stored with every event the command produces.
 #[derive(Debug, Clone)]
@@ -22,8 +32,11 @@ impl CommandContext {
         }
     }
 
-    fn metadata(&self) -> HashMap<String, String> {
-        let mut m = HashMap::from([(META_ACTOR.to_string(), self.actor.clone())]);
+    fn metadata(&self, command_id: Uuid) -> HashMap<String, String> {
+        let mut m = HashMap::from([
+            (META_ACTOR.to_string(), self.actor.clone()),
+            (META_COMMAND_ID.to_string(), command_id.to_string()),
+        ]);
         if let Some(c) = &self.correlation_id {
             m.insert(META_CORRELATION_ID.to_string(), c.clone());
         }
@@ -31,38 +44,86 @@ impl CommandContext {
     }
 }
 
-/// How often a command is re-run when another command on the same aggregate won the race.
-const CONFLICT_RETRIES: usize = 5;
+/// How often a command is re-run when another instance wrote the same aggregate first.
+const CONFLICT_RETRIES: usize = 10;
 
-/// Runs `command` on aggregate `id`. A concurrent write to the same aggregate (AggregateConflict)
-/// reloads and re-runs it, so invariants are checked against the winner's events; after
-/// [`CONFLICT_RETRIES`] it is a 409.
+/// Striped locks: commands on one aggregate run one at a time in this process, so concurrent
+/// requests queue instead of burning conflict retries. Other instances still race; their
+/// conflicts are retried.
+fn stripe(aggregate_type: &str, id: &str) -> &'static Mutex<()> {
+    const STRIPES: usize = 1024;
+    static LOCKS: OnceLock<Vec<Mutex<()>>> = OnceLock::new();
+    let locks = LOCKS.get_or_init(|| (0..STRIPES).map(|_| Mutex::new(())).collect());
+    let mut h = DefaultHasher::new();
+    (aggregate_type, id).hash(&mut h);
+    &locks[(h.finish() as usize) % STRIPES]
+}
+
+/// Runs `command` on aggregate `id`; returns the command id recorded with its events.
 pub async fn execute<A, ES>(
     cqrs: &CqrsFramework<A, ES>,
     id: &str,
     command: A::Command,
     ctx: &CommandContext,
-) -> Result<(), ApiError>
+) -> Result<Uuid, ApiError>
 where
     A: Aggregate,
     A::Command: Clone,
     A::Error: Into<ApiError>,
     ES: EventStore<A>,
 {
+    let command_id = Uuid::new_v4();
+    let _serial = stripe(A::TYPE, id).lock().await;
     let mut attempt = 0;
     loop {
         match cqrs
-            .execute_with_metadata(id, command.clone(), ctx.metadata())
+            .execute_with_metadata(id, command.clone(), ctx.metadata(command_id))
             .await
         {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(command_id),
             Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => {
                 attempt += 1;
                 metrics::counter!("command_conflict_retries_total", "aggregate" => A::TYPE)
                     .increment(1);
-                tokio::task::yield_now().await;
+                let jitter = rand::random::<u64>() % (5 * attempt as u64 + 1);
+                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
             }
             Err(e) => return Err(ApiError::from_aggregate(e)),
         }
     }
+}
+
+/// Runs `command` and returns the events it produced, in order.
+pub async fn execute_returning<A, ES>(
+    cqrs: &CqrsFramework<A, ES>,
+    pool: &PgPool,
+    id: &str,
+    command: A::Command,
+    ctx: &CommandContext,
+) -> Result<Vec<A::Event>, ApiError>
+where
+    A: Aggregate,
+    A::Command: Clone,
+    A::Error: Into<ApiError>,
+    ES: EventStore<A>,
+{
+    let command_id = execute(cqrs, id, command, ctx).await?;
+    let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload::jsonb FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND metadata->>'commandId' = $3
+          ORDER BY sequence",
+    )
+    .bind(A::TYPE)
+    .bind(id)
+    .bind(command_id.to_string())
+    .fetch_all(pool)
+    .await
+    .map_err(ApiError::from_db)?;
+    payloads
+        .into_iter()
+        .map(|p| {
+            serde_json::from_value(p)
+                .map_err(|e| ApiError::Internal(format!("reading back events: {e}")))
+        })
+        .collect()
 }

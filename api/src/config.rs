@@ -31,6 +31,15 @@ pub struct Config {
     /// Run the outbox relay in this process (one instance is active at a time).
     #[arg(long, env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub relay_enabled: bool,
+    /// HS256 key of the host platform's session tokens.
+    #[arg(long, env = "SESSION_JWT_SECRET", hide_env_values = true)]
+    pub session_jwt_secret: Option<Secret>,
+    /// RS256 or EdDSA public key (PEM; `\n` escapes allowed) of the host platform's tokens.
+    #[arg(long, env = "SESSION_JWT_PUBLIC_KEY")]
+    pub session_jwt_public_key: Option<String>,
+    /// Unique reporters that ban a user temporarily.
+    #[arg(long, env = "AUTO_BAN_THRESHOLD", default_value_t = 4)]
+    pub auto_ban_threshold: u32,
     /// Largest request body in bytes (uploads do not pass through the api).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -155,6 +155,9 @@ impl From<FormRejection> for ApiError {
             FormRejection::FailedToDeserializeFormBody(e) => {
                 ApiError::unprocessable("invalid_body", e.body_text())
             }
+            FormRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge(e.body_text())
+            }
             FormRejection::InvalidFormContentType(e) => {
                 ApiError::UnsupportedMediaType(e.body_text())
             }
@@ -186,6 +189,17 @@ impl From<crate::domain::session::SessionError> for ApiError {
         match e {
             AlreadyOpen => ApiError::Conflict("session_exists", e.to_string()),
             NotOpen => ApiError::Unauthorized("token_revoked", e.to_string()),
+        }
+    }
+}
+
+impl From<crate::domain::platform_user::PlatformUserError> for ApiError {
+    fn from(e: crate::domain::platform_user::PlatformUserError) -> Self {
+        use crate::domain::platform_user::PlatformUserError::*;
+        match e {
+            SelfReport => ApiError::unprocessable("self_report", e.to_string()),
+            AlreadyReported => ApiError::Conflict("already_reported", e.to_string()),
+            NoPendingBan => ApiError::Conflict("no_pending_ban", e.to_string()),
         }
     }
 }

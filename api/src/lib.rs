@@ -15,11 +15,13 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod evasion;
 pub mod http;
 pub mod kv_set;
 pub mod passwords;
 pub mod ratelimit;
 pub mod relay;
+pub mod session_auth;
 
 pub use app::{run, Api, AppState};
 pub use config::Config;

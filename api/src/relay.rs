@@ -128,7 +128,6 @@ impl Relay {
         .fetch_all(&mut *conn)
         .await?;
         if rows.is_empty() {
-            metrics::gauge!("outbox_depth").set(0.0);
             return Ok(StepOutcome {
                 published: 0,
                 stalled: false,
@@ -195,7 +194,7 @@ impl Relay {
         })
     }
 
-    /// Publishes until the outbox is empty (tests, `api relay --drain`).
+    /// Publishes until the outbox is empty (tests and benchmarks, with no relay running).
     pub async fn drain(&self) -> anyhow::Result<usize> {
         let mut conn = self.pool.acquire().await?;
         let mut total = 0;

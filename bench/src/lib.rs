@@ -6,6 +6,9 @@ use api::passwords::Passwords;
 use testkit::{Db, Nats};
 use tokio::sync::watch;
 
+/// The host platform's session-token key the bench signs with.
+pub const SESSION_SECRET: &str = "bench-host-platform-session-secret";
+
 /// p50/p99/max of a set of durations, in milliseconds.
 pub fn percentiles(mut samples: Vec<Duration>) -> (f64, f64, f64) {
     if samples.is_empty() {
@@ -40,6 +43,9 @@ impl Stack {
             trusted_proxies: "".parse().map_err(anyhow::Error::msg)?,
             relay_enabled: true,
             max_body_bytes: 1 << 20,
+            session_jwt_secret: Some(SESSION_SECRET.to_owned().into()),
+            session_jwt_public_key: None,
+            auto_ban_threshold: 4,
         };
         let api = api::Api::start(&config, Passwords::default()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod envelope;
+pub mod platform_user;
 pub mod subject;
 pub mod topology;
 pub mod version;

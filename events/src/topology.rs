@@ -15,6 +15,9 @@ pub const PROJECTOR_CONSUMER: &str = "projector";
 /// KV bucket: revoked admin token ids → their expiry. Watched by every api instance.
 pub const ADMIN_REVOKED_BUCKET: &str = "admin-revoked";
 
+/// KV bucket: banned IPs (key: the IP, `:` written as `_`). Watched by every api instance.
+pub const IP_BANS_BUCKET: &str = "ip-bans";
+
 const EVENTS_JSON: &str = include_str!("../../nats/jetstream/EVENTS.json");
 const PROJECTOR_JSON: &str = include_str!("../../nats/jetstream/EVENTS.projector.json");
 
@@ -44,12 +47,32 @@ pub fn admin_revoked_bucket(replicas: usize) -> kv::Config {
     }
 }
 
+/// The `ip-bans` bucket: one key per banned IP, kept until the projector deletes it.
+pub fn ip_bans_bucket(replicas: usize) -> kv::Config {
+    kv::Config {
+        bucket: IP_BANS_BUCKET.to_string(),
+        description: "Banned client IPs (written by the projector)".to_string(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    }
+}
+
 /// Creates or updates everything the system needs. Safe to run any number of times, by any
 /// number of processes at once.
 pub async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<(), TopologyError> {
-    let events = events_stream(replicas);
+    let mut events = events_stream(replicas);
     match js.get_stream(EVENTS_STREAM).await {
-        Ok(_) => {
+        Ok(mut existing) => {
+            // Never shrink a replicated stream because one process started with the default.
+            let current = existing
+                .info()
+                .await
+                .map_err(|e| TopologyError::new("stream info EVENTS", e))?
+                .config
+                .num_replicas;
+            events.num_replicas = events.num_replicas.max(current);
             js.update_stream(events)
                 .await
                 .map_err(|e| TopologyError::new("update stream EVENTS", e))?;
@@ -69,6 +92,7 @@ pub async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<(), Topo
         .await
         .map_err(|e| TopologyError::new("create consumer projector", e))?;
     ensure_kv(js, admin_revoked_bucket(replicas)).await?;
+    ensure_kv(js, ip_bans_bucket(replicas)).await?;
     Ok(())
 }
 

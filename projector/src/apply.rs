@@ -14,26 +14,59 @@ pub const PROJECTION: &str = "read_models";
 pub const PROJECTOR_LOCK: i64 = 0x626c_7072_6f6a;
 
 /// Side effects outside Postgres, performed before the commit. Each is idempotent, so a retry
-/// after a crash between them and the commit repeats them harmlessly.
+/// after a crash between them and the commit repeats them harmlessly. They keep their order
+/// (ban, unban, ban again must end banned).
 #[derive(Default, Debug)]
 pub struct Effects {
-    pub kv_puts: Vec<(&'static str, String, Bytes)>,
-    pub kv_deletes: Vec<(&'static str, String)>,
+    pub kv: Vec<KvOp>,
+}
+
+#[derive(Debug)]
+pub enum KvOp {
+    Put {
+        bucket: &'static str,
+        key: String,
+        value: Bytes,
+    },
+    Delete {
+        bucket: &'static str,
+        key: String,
+    },
 }
 
 impl Effects {
-    /// Puts are pipelined (a KV put is a JetStream publish on `$KV.<bucket>.<key>`): one round
-    /// trip for the whole batch instead of one per key.
+    pub fn put(&mut self, bucket: &'static str, key: String, value: impl Into<Bytes>) {
+        self.kv.push(KvOp::Put {
+            bucket,
+            key,
+            value: value.into(),
+        });
+    }
+
+    pub fn delete(&mut self, bucket: &'static str, key: String) {
+        self.kv.push(KvOp::Delete { bucket, key });
+    }
+
+    /// KV writes are JetStream publishes on `$KV.<bucket>.<key>` (a delete carries the
+    /// `KV-Operation: DEL` header): sent in order, pipelined, acknowledged together.
     pub async fn perform(self, js: &jetstream::Context) -> anyhow::Result<()> {
-        let mut acks = Vec::with_capacity(self.kv_puts.len());
-        for (bucket, key, value) in self.kv_puts {
-            acks.push(js.publish(format!("$KV.{bucket}.{key}"), value).await?);
+        let mut acks = Vec::with_capacity(self.kv.len());
+        for op in self.kv {
+            let ack = match op {
+                KvOp::Put { bucket, key, value } => {
+                    js.publish(format!("$KV.{bucket}.{key}"), value).await?
+                }
+                KvOp::Delete { bucket, key } => {
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert("KV-Operation", "DEL");
+                    js.publish_with_headers(format!("$KV.{bucket}.{key}"), headers, Bytes::new())
+                        .await?
+                }
+            };
+            acks.push(ack);
         }
         for ack in acks {
             ack.await?;
-        }
-        for (bucket, key) in self.kv_deletes {
-            js.get_key_value(bucket).await?.delete(&key).await?;
         }
         Ok(())
     }
@@ -61,6 +94,9 @@ pub async fn apply_event(
         events::admin::AGGREGATE_TYPE => readmodels::admin::apply(tx, &env).await,
         events::admin::SESSION_AGGREGATE_TYPE => {
             readmodels::admin::apply_session(tx, &env, fx).await
+        }
+        events::platform_user::AGGREGATE_TYPE => {
+            readmodels::platform_user::apply(tx, &env, fx).await
         }
         other => {
             tracing::debug!(aggregate_type = other, "no read model for this aggregate");

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{self, consumer::PullConsumer, Message};
 use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
@@ -115,7 +116,12 @@ impl Projector {
                 let Some(stream) = &stream else { break };
                 match stream.get_raw_message(missing).await {
                     Ok(m) => apply_counted(&mut tx, &m.payload, &mut fx, &mut out).await?,
-                    Err(e) => tracing::debug!(seq = missing, error = %e, "gap in the stream"),
+                    // Only a message that is not there is a gap; any other failure retries the
+                    // whole batch rather than skip an event for good.
+                    Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {
+                        tracing::debug!(seq = missing, "gap in the stream")
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
             apply_counted(&mut tx, &msg.payload, &mut fx, &mut out).await?;
@@ -131,7 +137,6 @@ impl Projector {
             }
         }
         out.checkpoint = checkpoint;
-        metrics::counter!("projector_events_applied_total").increment(out.applied as u64);
         metrics::gauge!("projector_checkpoint").set(checkpoint as f64);
         metrics::gauge!("projector_pending").set(pending as f64);
         Ok(out)
@@ -145,7 +150,10 @@ async fn apply_counted(
     out: &mut BatchOutcome,
 ) -> anyhow::Result<()> {
     match apply_event(tx, raw, fx).await {
-        Ok(()) => out.applied += 1,
+        Ok(()) => {
+            out.applied += 1;
+            metrics::counter!("projector_events_applied_total").increment(1);
+        }
         Err(ApplyError::Poison(reason)) => {
             tracing::error!(%reason, "skipping an event the projector cannot read");
             metrics::counter!("projector_poison_total").increment(1);

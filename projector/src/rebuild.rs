@@ -14,12 +14,14 @@ use events::topology::EVENTS_STREAM;
 /// Rebuilds and returns the number of events applied.
 pub async fn rebuild(pool: &PgPool, js: &jetstream::Context) -> anyhow::Result<u64> {
     let mut stream = js.get_stream(EVENTS_STREAM).await?;
-    let last = stream.info().await?.state.last_sequence;
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(PROJECTOR_LOCK)
         .execute(&mut *tx)
         .await?;
+    // Read under the lock: the live projector cannot commit past this point meanwhile, so the
+    // checkpoint written below never moves backwards.
+    let last = stream.info().await?.state.last_sequence;
     for table in READ_MODEL_TABLES {
         sqlx::query(&format!("DELETE FROM {table}"))
             .execute(&mut *tx)

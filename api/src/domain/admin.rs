@@ -113,6 +113,12 @@ impl Aggregate for Admin {
     }
 }
 
+impl Admin {
+    pub fn exists(&self) -> bool {
+        self.username.is_some()
+    }
+}
+
 /// Checks `password` against the stored hash of `username`. Reads the aggregate, writes nothing,
 /// so any number of logins of one admin run side by side. An unknown username costs the same
 /// as a wrong password, so timing does not reveal which accounts exist.

@@ -2,4 +2,5 @@
 //! Event types live in the `events` crate, the contract every process shares.
 
 pub mod admin;
+pub mod platform_user;
 pub mod session;

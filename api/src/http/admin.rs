@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use chrono::Utc;
+use cqrs_es::{AggregateContext, EventStore};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -31,6 +32,18 @@ pub async fn seed(
     ClientIp(ip): ClientIp,
     rid: RequestId,
 ) -> Result<impl IntoResponse> {
+    // Refuse a repeat before paying for a hash (the command still guards against races).
+    let mut existing = s
+        .admin_store
+        .load_aggregate(SEED_USERNAME)
+        .await
+        .map_err(ApiError::from_aggregate)?;
+    if existing.aggregate().exists() {
+        return Err(ApiError::Conflict(
+            "already_seeded",
+            "the admin account already exists".into(),
+        ));
+    }
     let password = crate::passwords::generate(24);
     let hash = s
         .passwords

@@ -2,20 +2,24 @@
 
 mod admin;
 pub mod extract;
+pub mod page;
+mod reports;
 
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::HeaderName;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::post;
-use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use common::ops::Readiness;
+use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
+use crate::client_ip::{resolve, BannedIp, ClientIp};
 use crate::error;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -25,13 +29,21 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .route("/admin/seed", post(admin::seed))
         .route("/admin/login", post(admin::login))
         .route("/admin/logout", post(admin::logout))
-        .route("/admin/password", post(admin::change_password));
+        .route("/admin/password", post(admin::change_password))
+        .route("/report/user", post(reports::report_user))
+        .route("/report/pending", get(reports::pending))
+        .route("/report/review/{user_id}", post(reports::review))
+        .route("/report/blacklist", get(reports::blacklist))
+        .route("/report/check-ban", get(reports::check_ban))
+        .route("/report/stats", get(reports::stats))
+        .route("/report/reports", get(reports::reports));
     Router::new()
         .nest("/api/v1", api)
         .fallback(error::not_found)
-        .with_state(state)
+        .with_state(state.clone())
         .merge(common::ops::router(readiness))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state, refuse_banned_ips))
         .layer(middleware::from_fn(track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http())
@@ -54,4 +66,37 @@ async fn track(req: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// Paths a banned IP may still reach (API.md): the public blacklist, the ban check, admin
+/// endpoints and the operational ones.
+fn open_to_banned_ips(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/v1/report/blacklist"
+            | "/api/v1/report/check-ban"
+            | "/healthz"
+            | "/readyz"
+            | "/metrics"
+    ) || path.starts_with("/api/v1/admin/")
+        || path.starts_with("/docs")
+}
+
+/// Refuses requests from banned IPs before any other processing: one hash-set probe.
+async fn refuse_banned_ips(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ip = resolve(req.extensions(), req.headers(), &s.trusted_proxies);
+    req.extensions_mut().insert(ClientIp(ip));
+    if !open_to_banned_ips(req.uri().path()) && s.banned_ips.contains(&BannedIp(ip)) {
+        s.evasion.record();
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({
+                "error": "access_denied",
+                "banned": true,
+                "message": "Your IP address has been banned for violating the community rules.",
+            })),
+        )
+            .into_response();
+    }
+    next.run(req).await
 }

@@ -11,6 +11,8 @@ use testkit::{Db, Nats};
 use tokio::sync::watch;
 
 pub const JWT_SECRET: &str = "integration-test-secret-integration-test";
+/// The host platform's session-token key in tests.
+pub const SESSION_SECRET: &str = "host-platform-session-secret-for-tests";
 
 pub struct Stack {
     pub db: Db,
@@ -61,6 +63,9 @@ pub fn config(db_url: &str, nats: &Nats) -> Config {
         trusted_proxies: "127.0.0.1/32".parse().unwrap(),
         relay_enabled: true,
         max_body_bytes: 64 * 1024,
+        session_jwt_secret: Some(SESSION_SECRET.to_owned().into()),
+        session_jwt_public_key: None,
+        auto_ban_threshold: 4,
     }
 }
 
@@ -216,4 +221,25 @@ pub async fn stream_contents(
         }
     }
     out
+}
+
+/// A host-platform session token for `user` (HS256, one hour).
+pub fn session_token(user: uuid::Uuid, name: &str) -> String {
+    session_token_with(user, name, 3600, SESSION_SECRET)
+}
+
+pub fn session_token_with(user: uuid::Uuid, name: &str, ttl_secs: i64, secret: &str) -> String {
+    let claims = serde_json::json!({
+        "sub": user.to_string(),
+        "exp": chrono::Utc::now().timestamp() + ttl_secs,
+        "name": name,
+        "picture": format!("https://cdn.example/{user}.jpg"),
+        "video": format!("https://cdn.example/{user}.webm"),
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }

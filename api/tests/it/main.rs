@@ -7,3 +7,4 @@ mod helpers;
 mod projection;
 mod relay;
 mod replay;
+mod reports;

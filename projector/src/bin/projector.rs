@@ -38,9 +38,9 @@ enum Command {
         #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4333")]
         nats_url: String,
         /// NATS user (the read-only `replay` user).
-        #[arg(long, env = "NATS_USER", default_value = "replay")]
+        #[arg(long, env = "REPLAY_NATS_USER", default_value = "replay")]
         nats_user: String,
-        #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
+        #[arg(long, env = "REPLAY_NATS_PASSWORD", hide_env_values = true)]
         nats_password: Option<common::config::Secret>,
         #[command(flatten)]
         filter: projector::replay::ReplayFilter,

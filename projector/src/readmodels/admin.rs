@@ -1,6 +1,5 @@
 //! `admin_accounts`, `admin_sessions`, and the `admin-revoked` KV bucket.
 
-use bytes::Bytes;
 use events::admin::{AdminEvent, AdminSessionEvent, SESSION_UPCASTERS, UPCASTERS};
 use events::topology::ADMIN_REVOKED_BUCKET;
 use events::Envelope;
@@ -91,9 +90,11 @@ pub async fn apply_session(
                 .execute(&mut *tx)
                 .await?;
             if expires_at > chrono::Utc::now() {
-                let value = Bytes::from(expires_at.to_rfc3339());
-                fx.kv_puts
-                    .push((ADMIN_REVOKED_BUCKET, token_id.to_string(), value));
+                fx.put(
+                    ADMIN_REVOKED_BUCKET,
+                    token_id.to_string(),
+                    expires_at.to_rfc3339(),
+                );
             }
         }
     }

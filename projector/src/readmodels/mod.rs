@@ -2,6 +2,15 @@
 //! come from the event (never `now()`), so a rebuild reproduces them exactly.
 
 pub mod admin;
+pub mod platform_user;
 
 /// Every table a rebuild empties, in deletion order.
-pub const TABLES: &[&str] = &["admin_sessions", "admin_accounts"];
+pub const TABLES: &[&str] = &[
+    "admin_sessions",
+    "admin_accounts",
+    "ip_bans",
+    "ban_reviews",
+    "user_reports",
+    "user_ips",
+    "platform_users",
+];

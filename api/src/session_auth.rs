@@ -1,0 +1,192 @@
+//! Host-platform session tokens: JWTs signed by the host platform (HS256 with
+//! `SESSION_JWT_SECRET`, or RS256/EdDSA verified with `SESSION_JWT_PUBLIC_KEY`).
+//!
+//! Every request with such a token records the user's profile and client IP (the
+//! `ObserveSession` command emits events only for what is new); a per-instance cache skips the
+//! command when this instance already recorded the same profile and IP.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::bearer;
+use crate::client_ip::ClientIp;
+use crate::commands::{execute, CommandContext};
+use crate::domain::platform_user::{PlatformUserCommand, Profile};
+use crate::error::ApiError;
+use crate::http::REQUEST_ID;
+
+const MAX_FIELD: usize = 2048;
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    #[allow(dead_code)]
+    exp: i64,
+    name: Option<String>,
+    picture: Option<String>,
+    video: Option<String>,
+}
+
+/// How host tokens are verified.
+pub struct SessionVerifier {
+    keys: Vec<(DecodingKey, Algorithm)>,
+}
+
+impl SessionVerifier {
+    /// `secret` for HS256; `public_key_pem` for RS256 or EdDSA (whichever the PEM holds).
+    pub fn new(secret: Option<&str>, public_key_pem: Option<&str>) -> anyhow::Result<Self> {
+        let mut keys = Vec::new();
+        if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+            keys.push((
+                DecodingKey::from_secret(secret.as_bytes()),
+                Algorithm::HS256,
+            ));
+        }
+        if let Some(pem) = public_key_pem.filter(|s| !s.trim().is_empty()) {
+            let pem = pem.replace("\\n", "\n");
+            if let Ok(k) = DecodingKey::from_rsa_pem(pem.as_bytes()) {
+                keys.push((k, Algorithm::RS256));
+            } else if let Ok(k) = DecodingKey::from_ed_pem(pem.as_bytes()) {
+                keys.push((k, Algorithm::EdDSA));
+            } else {
+                anyhow::bail!(
+                    "SESSION_JWT_PUBLIC_KEY is neither an RSA nor an Ed25519 public key (PEM)"
+                );
+            }
+        }
+        Ok(SessionVerifier { keys })
+    }
+
+    pub fn is_configured(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let invalid = || {
+            ApiError::Unauthorized(
+                "invalid_token",
+                "the session token is invalid or expired".into(),
+            )
+        };
+        if self.keys.is_empty() {
+            return Err(ApiError::Unauthorized(
+                "sessions_not_configured",
+                "this server accepts no session tokens (SESSION_JWT_SECRET is not set)".into(),
+            ));
+        }
+        let alg = decode_header(token).map_err(|_| invalid())?.alg;
+        let (key, _) = self
+            .keys
+            .iter()
+            .find(|(_, a)| *a == alg)
+            .ok_or_else(invalid)?;
+        let mut validation = Validation::new(alg);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_aud = false;
+        validation.leeway = 5;
+        let claims = decode::<Claims>(token, key, &validation)
+            .map_err(|_| invalid())?
+            .claims;
+        if uuid::Uuid::parse_str(&claims.sub).is_err() {
+            return Err(ApiError::Unauthorized(
+                "invalid_token",
+                "the session token's subject is not a user id".into(),
+            ));
+        }
+        Ok(claims)
+    }
+}
+
+/// Remembers which (user, ip, profile) this instance has already recorded.
+#[derive(Default)]
+pub struct ObservedSessions {
+    seen: Mutex<HashMap<String, (String, u64)>>,
+}
+
+impl ObservedSessions {
+    const MAX: usize = 200_000;
+
+    fn is_known(&self, user: &str, ip: &str, profile_hash: u64) -> bool {
+        let seen = self.seen.lock().expect("observed lock");
+        seen.get(user)
+            .is_some_and(|(i, p)| i == ip && *p == profile_hash)
+    }
+
+    fn remember(&self, user: &str, ip: &str, profile_hash: u64) {
+        let mut seen = self.seen.lock().expect("observed lock");
+        if seen.len() >= Self::MAX {
+            seen.clear();
+        }
+        seen.insert(user.to_owned(), (ip.to_owned(), profile_hash));
+    }
+}
+
+/// An authenticated host-platform user (extractor). Extracting it records the session.
+#[derive(Debug, Clone)]
+pub struct PlatformUser {
+    pub id: String,
+    pub profile: Profile,
+}
+
+fn clip(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.chars().take(MAX_FIELD).collect())
+}
+
+impl FromRequestParts<AppState> for PlatformUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::Unauthorized("missing_token", "a session token is required".into())
+        })?;
+        let claims = state.sessions_verifier.verify(token)?;
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let profile = Profile {
+            name: clip(claims.name),
+            picture: clip(claims.picture),
+            video: clip(claims.video),
+        };
+        let user = PlatformUser {
+            id: claims.sub,
+            profile,
+        };
+        let ip = ip.to_string();
+        let profile_hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (
+                &user.profile.name,
+                &user.profile.picture,
+                &user.profile.video,
+            )
+                .hash(&mut h);
+            h.finish()
+        };
+        if !state.observed.is_known(&user.id, &ip, profile_hash) {
+            let correlation = parts
+                .headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let ctx = CommandContext::new(format!("user:{}", user.id), correlation);
+            let cmd = PlatformUserCommand::ObserveSession {
+                profile: user.profile.clone(),
+                ip: Some(ip.clone()),
+            };
+            execute(&state.platform_users, &user.id, cmd, &ctx).await?;
+            state.observed.remember(&user.id, &ip, profile_hash);
+        }
+        Ok(user)
+    }
+}

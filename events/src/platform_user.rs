@@ -1,0 +1,103 @@
+//! Events of the `platform_user` aggregate (id = the host platform's user id): the people who
+//! report each other, their profiles and IPs, reports against them, bans and reviews.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::version::Upcaster;
+
+pub const AGGREGATE_TYPE: &str = "platform_user";
+
+pub const UPCASTERS: &[Upcaster] = &[];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewDecision {
+    /// The ban stays; the user is on the public blacklist.
+    Permanent,
+    /// The ban is lifted; the user's IPs are unbanned unless another banned user shares them.
+    Vindicated,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum PlatformUserEvent {
+    /// The host platform's token showed a new or changed profile.
+    UserProfileObserved {
+        name: Option<String>,
+        picture: Option<String>,
+        video: Option<String>,
+    },
+    /// A request with the user's token came from an address not seen for them before.
+    UserIpObserved { ip: String },
+    /// Another user reported this one. `reportCount` is the number of unique reporters after it.
+    ReportFiled {
+        report_id: Uuid,
+        reporter_id: String,
+        reporter_ip: Option<String>,
+        reason: Option<String>,
+        room_id: Option<Uuid>,
+        report_count: u32,
+    },
+    /// The unique-reporter count reached the threshold: banned `temporary`, review `pending`,
+    /// and every IP in `ips` (all seen for the user) is banned.
+    UserAutoBanned {
+        reason: String,
+        report_count: u32,
+        ips: Vec<String>,
+        banned_at: DateTime<Utc>,
+    },
+    /// An admin decided a pending ban. `ips` are the user's IPs; `bannedAt` is when the ban began.
+    BanReviewed {
+        decision: ReviewDecision,
+        reviewer: String,
+        banned_at: DateTime<Utc>,
+        ips: Vec<String>,
+    },
+}
+
+impl DomainEvent for PlatformUserEvent {
+    fn event_type(&self) -> String {
+        match self {
+            PlatformUserEvent::UserProfileObserved { .. } => "UserProfileObserved",
+            PlatformUserEvent::UserIpObserved { .. } => "UserIpObserved",
+            PlatformUserEvent::ReportFiled { .. } => "ReportFiled",
+            PlatformUserEvent::UserAutoBanned { .. } => "UserAutoBanned",
+            PlatformUserEvent::BanReviewed { .. } => "BanReviewed",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+/// KV keys cannot hold `:`; IPv6 addresses use `_` instead (IPv4 never contains `_`).
+pub fn ip_to_key(ip: &str) -> String {
+    ip.replace(':', "_")
+}
+
+pub fn key_to_ip(key: &str) -> String {
+    key.replace('_', ":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_keys_round_trip() {
+        for ip in ["203.0.113.9", "2001:db8::1", "::ffff:1.2.3.4"] {
+            let key = ip_to_key(ip);
+            assert!(
+                key.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-/_=.".contains(c)),
+                "{key}"
+            );
+            assert_eq!(key_to_ip(&key), ip);
+        }
+    }
+}
