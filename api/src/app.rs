@@ -22,14 +22,17 @@ use crate::client_ip::BannedIp;
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::domain::admin::{Admin, AdminServices};
+use crate::domain::phone_number::PhoneNumber;
 use crate::domain::platform_user::{PlatformUser, PlatformUserServices};
 use crate::domain::session::Session;
 use crate::evasion::EvasionCounter;
 use crate::kv_set::KvSet;
 use crate::passwords::Passwords;
 use crate::ratelimit::FailureLimiter;
+use crate::ratelimit::RateLimiter;
 use crate::relay::Relay;
 use crate::session_auth::{ObservedSessions, SessionVerifier};
+use crate::turnstile::Turnstile;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -48,6 +51,10 @@ pub struct AppState {
     /// Mirror of the `ip-bans` bucket: the IP-ban check is a hash-set probe.
     pub banned_ips: Arc<KvSet<BannedIp>>,
     pub evasion: Arc<EvasionCounter>,
+    pub phones: Arc<PostgresCqrs<PhoneNumber>>,
+    pub turnstile: Arc<Turnstile>,
+    pub public_writes: Arc<RateLimiter>,
+    pub public_reads: Arc<RateLimiter>,
     pub tokens: Arc<AdminTokens>,
     pub revoked_tokens: Arc<KvSet<Uuid>>,
     pub passwords: Passwords,
@@ -104,6 +111,21 @@ impl Api {
                 anyhow::bail!("SESSION_JWT_SECRET or SESSION_JWT_PUBLIC_KEY is required when APP_ENV=production");
             }
             tracing::warn!("no SESSION_JWT_SECRET / SESSION_JWT_PUBLIC_KEY: platform-user endpoints refuse every token");
+        }
+        let turnstile = Turnstile::new(
+            config
+                .turnstile_secret_key
+                .as_ref()
+                .map(|s| s.expose().to_owned()),
+            config.turnstile_verify_url.clone(),
+        );
+        if !turnstile.is_enabled() {
+            if config.is_production() {
+                anyhow::bail!("TURNSTILE_SECRET_KEY is required when APP_ENV=production");
+            }
+            tracing::warn!(
+                "TURNSTILE_SECRET_KEY is not set: public writes are not captcha-checked"
+            );
         }
         let pool = common::db::connect_lazy(
             &config.conn.database_url,
@@ -176,6 +198,14 @@ impl Api {
             observed: Arc::new(ObservedSessions::default()),
             banned_ips,
             evasion,
+            phones: Arc::new(cqrs(&pool, (), events::phone_number::UPCASTERS)),
+            turnstile: Arc::new(turnstile),
+            public_writes: Arc::new(RateLimiter::per_minute(
+                config.rate_limit_public_writes_per_minute,
+            )),
+            public_reads: Arc::new(RateLimiter::per_minute(
+                config.rate_limit_public_reads_per_minute,
+            )),
             tokens: Arc::new(AdminTokens::new(
                 &secret,
                 config.admin_token_ttl_seconds,

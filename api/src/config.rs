@@ -40,6 +40,27 @@ pub struct Config {
     /// Unique reporters that ban a user temporarily.
     #[arg(long, env = "AUTO_BAN_THRESHOLD", default_value_t = 4)]
     pub auto_ban_threshold: u32,
+    /// Cloudflare Turnstile secret; without it public writes are not captcha-checked (refused
+    /// in production).
+    #[arg(long, env = "TURNSTILE_SECRET_KEY", hide_env_values = true)]
+    pub turnstile_secret_key: Option<Secret>,
+    /// Turnstile's siteverify endpoint.
+    #[arg(long, env = "TURNSTILE_VERIFY_URL", default_value = crate::turnstile::CLOUDFLARE_SITEVERIFY)]
+    pub turnstile_verify_url: String,
+    /// Public writes (reports, uploads) per IP per minute, per api instance.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PUBLIC_WRITES_PER_MINUTE",
+        default_value_t = 20
+    )]
+    pub rate_limit_public_writes_per_minute: u32,
+    /// Public reads (look-ups, blacklist) per IP per minute, per api instance.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PUBLIC_READS_PER_MINUTE",
+        default_value_t = 600
+    )]
+    pub rate_limit_public_reads_per_minute: u32,
     /// Largest request body in bytes (uploads do not pass through the api).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -204,6 +204,16 @@ impl From<crate::domain::platform_user::PlatformUserError> for ApiError {
     }
 }
 
+impl From<crate::domain::phone_number::PhoneError> for ApiError {
+    fn from(e: crate::domain::phone_number::PhoneError) -> Self {
+        use crate::domain::phone_number::PhoneError::*;
+        match e {
+            UnknownReport => ApiError::NotFound(e.to_string()),
+            AlreadyDecided(_) => ApiError::Conflict("already_decided", e.to_string()),
+        }
+    }
+}
+
 /// 404 for unknown routes, in the API's error shape.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())

@@ -22,6 +22,7 @@ pub mod passwords;
 pub mod ratelimit;
 pub mod relay;
 pub mod session_auth;
+pub mod turnstile;
 
 pub use app::{run, Api, AppState};
 pub use config::Config;

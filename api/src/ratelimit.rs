@@ -1,7 +1,8 @@
-//! Failed-login throttling per client IP: a sliding one-minute window.
+//! Per-IP limits, in memory, per api instance (documented: with N instances behind a balancer a
+//! client gets at most N × each limit).
 //!
-//! Per api instance (documented): with N instances behind a balancer an attacker gets at most
-//! N × the limit, and argon2 keeps each guess expensive.
+//! * [`FailureLimiter`]: failed admin logins, a sliding one-minute window.
+//! * [`RateLimiter`]: public endpoints, GCRA (a token bucket with one timestamp per IP).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -60,6 +61,45 @@ impl FailureLimiter {
     }
 }
 
+/// GCRA: `per_minute` requests a minute per IP, with bursts of up to `burst`.
+pub struct RateLimiter {
+    interval: Duration,
+    burst: Duration,
+    tat: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl RateLimiter {
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        let interval = Duration::from_secs(60) / per_minute.max(1);
+        RateLimiter {
+            interval,
+            burst: interval * burst.max(1),
+            tat: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `per_minute` with bursts of up to a tenth of it (at least 1, at most 60).
+    pub fn per_minute(per_minute: u32) -> Self {
+        RateLimiter::new(per_minute, (per_minute / 10).clamp(1, 60))
+    }
+
+    /// `Err(seconds to wait)` when `ip` is over its limit; otherwise counts the request.
+    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+        let mut tat = self.tat.lock().expect("rate limiter lock");
+        if tat.len() > 200_000 {
+            tat.retain(|_, t| *t > now);
+        }
+        let current = tat.get(&ip).copied().filter(|t| *t > now).unwrap_or(now);
+        let next = current + self.interval;
+        if next > now + self.burst {
+            let wait = next - (now + self.burst);
+            return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        tat.insert(ip, next);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +118,22 @@ mod tests {
         assert_eq!(wait, 50);
         assert!(l.check(other, t0).is_ok(), "other clients are unaffected");
         assert!(l.check(ip, t0 + Duration::from_secs(61)).is_ok());
+    }
+
+    #[test]
+    fn gcra_allows_the_burst_then_the_rate() {
+        let l = RateLimiter::new(60, 5);
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert!(l.check(ip, t0).is_ok());
+        }
+        assert_eq!(l.check(ip, t0), Err(1));
+        assert!(l.check("192.0.2.10".parse().unwrap(), t0).is_ok(), "per IP");
+        assert!(
+            l.check(ip, t0 + Duration::from_secs(1)).is_ok(),
+            "one more a second"
+        );
+        assert!(l.check(ip, t0 + Duration::from_secs(1)).is_err());
     }
 }

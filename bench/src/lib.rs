@@ -46,6 +46,10 @@ impl Stack {
             session_jwt_secret: Some(SESSION_SECRET.to_owned().into()),
             session_jwt_public_key: None,
             auto_ban_threshold: 4,
+            turnstile_secret_key: None,
+            turnstile_verify_url: "http://127.0.0.1:9/siteverify".into(),
+            rate_limit_public_writes_per_minute: 1_000_000,
+            rate_limit_public_reads_per_minute: 1_000_000,
         };
         let api = api::Api::start(&config, Passwords::default()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

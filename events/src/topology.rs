@@ -18,6 +18,9 @@ pub const ADMIN_REVOKED_BUCKET: &str = "admin-revoked";
 /// KV bucket: banned IPs (key: the IP, `:` written as `_`). Watched by every api instance.
 pub const IP_BANS_BUCKET: &str = "ip-bans";
 
+/// KV bucket: phone number (E.164 digits) → its standing, for workers and look-ups.
+pub const PHONE_REPUTATION_BUCKET: &str = "phone-reputation";
+
 const EVENTS_JSON: &str = include_str!("../../nats/jetstream/EVENTS.json");
 const PROJECTOR_JSON: &str = include_str!("../../nats/jetstream/EVENTS.projector.json");
 
@@ -59,6 +62,19 @@ pub fn ip_bans_bucket(replicas: usize) -> kv::Config {
     }
 }
 
+/// The `phone-reputation` bucket, written by the projector.
+pub fn phone_reputation_bucket(replicas: usize) -> kv::Config {
+    kv::Config {
+        bucket: PHONE_REPUTATION_BUCKET.to_string(),
+        description: "Phone number (E.164 digits) → status and counts (written by the projector)"
+            .to_string(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    }
+}
+
 /// Creates or updates everything the system needs. Safe to run any number of times, by any
 /// number of processes at once.
 pub async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<(), TopologyError> {
@@ -93,6 +109,7 @@ pub async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<(), Topo
         .map_err(|e| TopologyError::new("create consumer projector", e))?;
     ensure_kv(js, admin_revoked_bucket(replicas)).await?;
     ensure_kv(js, ip_bans_bucket(replicas)).await?;
+    ensure_kv(js, phone_reputation_bucket(replicas)).await?;
     Ok(())
 }
 

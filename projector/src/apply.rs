@@ -98,6 +98,7 @@ pub async fn apply_event(
         events::platform_user::AGGREGATE_TYPE => {
             readmodels::platform_user::apply(tx, &env, fx).await
         }
+        events::phone_number::AGGREGATE_TYPE => readmodels::phone_number::apply(tx, &env, fx).await,
         other => {
             tracing::debug!(aggregate_type = other, "no read model for this aggregate");
             return Ok(());

@@ -385,3 +385,95 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// A local server speaking Cloudflare Turnstile's siteverify protocol
+/// (`POST` form `secret`, `response`, `remoteip` → `{"success", "error-codes"}`).
+///
+/// Tokens: `pass-…` succeeds once (a second use is `timeout-or-duplicate`), `internal` answers
+/// `internal-error`, `crash` answers HTTP 500, empty is `missing-input-response`, anything
+/// else `invalid-input-response`; a wrong secret is `invalid-input-secret`.
+pub struct FakeTurnstile {
+    pub url: String,
+    pub secret: String,
+    pub calls: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeTurnstile {
+    pub async fn start() -> anyhow::Result<FakeTurnstile> {
+        use axum::{extract::State, http::StatusCode, routing::post, Form, Json, Router};
+        use std::collections::{HashMap, HashSet};
+        use std::sync::Mutex;
+
+        type Shared = Arc<(
+            String,
+            Mutex<HashSet<String>>,
+            Arc<std::sync::atomic::AtomicUsize>,
+        )>;
+        async fn verify(
+            State(st): State<Shared>,
+            Form(f): Form<HashMap<String, String>>,
+        ) -> (StatusCode, Json<serde_json::Value>) {
+            let (secret, used, calls) = &*st;
+            calls.fetch_add(1, Ordering::SeqCst);
+            let fail = |code: &str| {
+                (
+                    StatusCode::OK,
+                    Json(serde_json::json!({"success": false, "error-codes": [code]})),
+                )
+            };
+            if f.get("secret") != Some(secret) {
+                return fail("invalid-input-secret");
+            }
+            let token = f.get("response").cloned().unwrap_or_default();
+            match token.as_str() {
+                "" => fail("missing-input-response"),
+                "internal" => fail("internal-error"),
+                "crash" => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(serde_json::json!({})),
+                ),
+                t if t.starts_with("pass-") => {
+                    if used.lock().expect("lock").insert(token.clone()) {
+                        (
+                            StatusCode::OK,
+                            Json(serde_json::json!({"success": true, "error-codes": []})),
+                        )
+                    } else {
+                        fail("timeout-or-duplicate")
+                    }
+                }
+                _ => fail("invalid-input-response"),
+            }
+        }
+
+        let secret = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let state: Shared = Arc::new((secret.clone(), Mutex::new(HashSet::new()), calls.clone()));
+        let app = Router::new()
+            .route("/siteverify", post(verify))
+            .with_state(state);
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/siteverify", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(FakeTurnstile {
+            url,
+            secret,
+            calls,
+            task,
+        })
+    }
+
+    /// A fresh token that passes once.
+    pub fn pass() -> String {
+        format!("pass-{}", uuid::Uuid::new_v4().simple())
+    }
+}
+
+impl Drop for FakeTurnstile {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

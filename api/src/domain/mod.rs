@@ -2,5 +2,6 @@
 //! Event types live in the `events` crate, the contract every process shares.
 
 pub mod admin;
+pub mod phone_number;
 pub mod platform_user;
 pub mod session;

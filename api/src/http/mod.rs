@@ -3,6 +3,7 @@
 mod admin;
 pub mod extract;
 pub mod page;
+mod phones;
 mod reports;
 
 use std::time::Instant;
@@ -30,6 +31,12 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .route("/admin/login", post(admin::login))
         .route("/admin/logout", post(admin::logout))
         .route("/admin/password", post(admin::change_password))
+        .route("/client/phones/report", post(phones::report))
+        .route("/client/phones/{phone_number}", get(phones::lookup))
+        .route("/admin/phones", get(phones::list))
+        .route("/admin/phones/{id}/approve", post(phones::approve))
+        .route("/admin/phones/{id}/reject", post(phones::reject))
+        .route("/admin/phones/{id}", axum::routing::delete(phones::delete))
         .route("/report/user", post(reports::report_user))
         .route("/report/pending", get(reports::pending))
         .route("/report/review/{user_id}", post(reports::review))

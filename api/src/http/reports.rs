@@ -292,8 +292,10 @@ pub struct BlacklistQuery {
 #[tracing::instrument(skip_all)]
 pub async fn blacklist(
     State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
     Query(query): Query<BlacklistQuery>,
 ) -> Result<impl IntoResponse> {
+    super::phones::rate_limit(&s.public_reads, ip)?;
     let limit = query.page.limit()?;
     let after: Option<(i64, String)> = query.page.cursor()?;
     let q = query

@@ -66,6 +66,10 @@ pub fn config(db_url: &str, nats: &Nats) -> Config {
         session_jwt_secret: Some(SESSION_SECRET.to_owned().into()),
         session_jwt_public_key: None,
         auto_ban_threshold: 4,
+        turnstile_secret_key: None,
+        turnstile_verify_url: "http://127.0.0.1:9/siteverify".into(),
+        rate_limit_public_writes_per_minute: 10_000,
+        rate_limit_public_reads_per_minute: 100_000,
     }
 }
 

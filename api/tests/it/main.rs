@@ -4,6 +4,7 @@
 mod admin;
 mod faults;
 mod helpers;
+mod phones;
 mod projection;
 mod relay;
 mod replay;

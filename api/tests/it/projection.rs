@@ -71,6 +71,34 @@ async fn activity(s: &Stack) {
             assert_eq!(r.status(), StatusCode::CREATED);
         }
     }
+    for (i, number) in ["+14155550100", "+14155550100", "+442079460958"]
+        .iter()
+        .enumerate()
+    {
+        let r = s
+            .http
+            .post(s.url("/api/v1/client/phones/report"))
+            .header("x-forwarded-for", format!("198.51.100.{}", i % 2))
+            .json(&serde_json::json!({"phoneNumber": number, "category": "scam"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    s.projected().await;
+    let id: uuid::Uuid =
+        sqlx::query_scalar("SELECT report_id FROM phone_reports ORDER BY created_at LIMIT 1")
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    let r = s
+        .http
+        .post(s.url(&format!("/api/v1/admin/phones/{id}/approve")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     for (target, decision) in [(0, "permanent"), (1, "vindicated")] {
         let r = s
             .http

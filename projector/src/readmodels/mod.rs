@@ -2,6 +2,7 @@
 //! come from the event (never `now()`), so a rebuild reproduces them exactly.
 
 pub mod admin;
+pub mod phone_number;
 pub mod platform_user;
 
 /// Every table a rebuild empties, in deletion order.
@@ -13,4 +14,6 @@ pub const TABLES: &[&str] = &[
     "user_reports",
     "user_ips",
     "platform_users",
+    "phone_reports",
+    "phone_numbers",
 ];
