@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve HTTP (and run the relay unless RELAY_ENABLED=false).
-    Serve(api::Config),
+    Serve(Box<api::Config>),
     /// Run only the outbox relay.
     Relay(common::config::Connections),
     /// Apply database migrations and create the JetStream streams, consumers and buckets.
@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.http_addr)
                 .await
                 .with_context(|| format!("binding {}", config.http_addr))?;
-            api::run(config, listener, common::shutdown::signal()).await
+            api::run(*config, listener, common::shutdown::signal()).await
         }
         Command::Relay(conn) => {
             common::telemetry::init(&conn.log_format);
