@@ -40,7 +40,7 @@ impl Stack {
             admin_jwt_secret: Some("benchmark-secret-benchmark-secret-bench".to_owned().into()),
             admin_token_ttl_seconds: 900,
             login_max_failures_per_minute: 10,
-            trusted_proxies: "".parse().map_err(anyhow::Error::msg)?,
+            trusted_proxies: "127.0.0.1/32".parse().map_err(anyhow::Error::msg)?,
             relay_enabled: true,
             max_body_bytes: 1 << 20,
             session_jwt_secret: Some(SESSION_SECRET.to_owned().into()),
@@ -181,4 +181,95 @@ pub async fn jetstream_publish_rate(
 
 fn bytes_of(size: usize) -> bytes::Bytes {
     bytes::Bytes::from(vec![b'x'; size])
+}
+
+/// Result of a closed-loop HTTP load run.
+pub struct Load {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub statuses: std::collections::BTreeMap<u16, usize>,
+}
+
+/// `concurrency` clients send `make(i)` back to back for `seconds`.
+pub async fn load<F>(concurrency: usize, seconds: f64, make: F) -> Load
+where
+    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let make = std::sync::Arc::new(make);
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..concurrency {
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut statuses = std::collections::BTreeMap::new();
+            let mut i = c;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let status = match make(i).send().await {
+                    Ok(r) => {
+                        let s = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        s
+                    }
+                    Err(_) => 0,
+                };
+                lat.push(t.elapsed());
+                *statuses.entry(status).or_insert(0) += 1;
+                i += concurrency;
+            }
+            (lat, statuses)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut statuses = std::collections::BTreeMap::new();
+    for t in tasks {
+        if let Ok((lat, st)) = t.await {
+            all.extend(lat);
+            for (k, v) in st {
+                *statuses.entry(k).or_insert(0) += v;
+            }
+        }
+    }
+    let rps = all.len() as f64 / started.elapsed().as_secs_f64();
+    let (p50_ms, p99_ms, _) = percentiles(all);
+    Load {
+        rps,
+        p50_ms,
+        p99_ms,
+        statuses,
+    }
+}
+
+/// A bare axum route (`GET /` → "ok") on a free port: the ceiling of the HTTP stack alone.
+pub async fn bare_axum() -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(base)
+}
+
+/// A host-platform session token for `user`.
+pub fn session_token(user: uuid::Uuid) -> String {
+    let claims = serde_json::json!({"sub": user, "exp": chrono::Utc::now().timestamp() + 3600, "name": format!("u-{user}")});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SESSION_SECRET.as_bytes()),
+    )
+    .expect("signing")
+}
+
+/// Resident memory of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
 }

@@ -50,11 +50,12 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .with_state(state.clone())
         .merge(common::ops::router(readiness))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::from_fn_with_state(state, refuse_banned_ips))
         .layer(middleware::from_fn(track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Outermost: a banned IP is refused before any other processing (counted, not traced).
+        .layer(middleware::from_fn_with_state(state, refuse_banned_ips))
 }
 
 /// Request count and latency per route and status.

@@ -9,3 +9,4 @@ mod projection;
 mod relay;
 mod replay;
 mod reports;
+mod republish;

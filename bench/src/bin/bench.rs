@@ -172,6 +172,204 @@ async fn main() -> anyhow::Result<()> {
         LOGOUTS as f64 / logout_secs / pg_tps,
         LOGOUTS as f64 / logout_secs / js_sync
     );
+    println!();
+    reports_and_bans(&stack, &http).await?;
+    phone_lookups(&stack).await?;
+    Ok(())
+}
+
+/// Issue 3: report ingestion, the IP-ban check at 1,000,000 banned IPs, refused requests.
+async fn reports_and_bans(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<()> {
+    const REPORTS: usize = 600;
+    // Distinct pairs, three reports per target (below the auto-ban threshold).
+    let users: Vec<(uuid::Uuid, String)> = (0..REPORTS)
+        .map(|_| {
+            let id = uuid::Uuid::new_v4();
+            (id, bench::session_token(id))
+        })
+        .collect();
+    let targets: Vec<uuid::Uuid> = (0..REPORTS / 3).map(|_| uuid::Uuid::new_v4()).collect();
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM user_reports")
+        .fetch_one(&stack.db.pool)
+        .await?;
+    let started = Instant::now();
+    let latencies: Vec<Duration> = stream::iter(users.iter().enumerate())
+        .map(|(i, (_, token))| {
+            let (http, url) = (http.clone(), stack.url("/api/v1/report/user"));
+            let target = targets[i % targets.len()];
+            let ip = format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256);
+            async move {
+                let t = Instant::now();
+                let r = http
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("x-forwarded-for", ip)
+                    .json(&serde_json::json!({"reportedUserId": target}))
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().as_u16() == 201, "report: {}", r.status());
+                Ok::<_, anyhow::Error>(t.elapsed())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let http_secs = started.elapsed().as_secs_f64();
+    let ok = testkit::eventually(Duration::from_secs(60), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM user_reports")
+            .fetch_one(&stack.db.pool)
+            .await
+            .ok()?;
+        (n - before >= REPORTS as i64).then_some(())
+    })
+    .await;
+    anyhow::ensure!(ok.is_some(), "reports never reached the read model");
+    let e2e_secs = started.elapsed().as_secs_f64();
+    let (p50, p99, _) = percentiles(latencies);
+    println!(
+        "user reports (distinct pairs, first request of each reporter: profile + IP recorded too)"
+    );
+    println!(
+        "  {:>7.0} reports/s over HTTP, {:>7.0}/s end to end into the read model; latency p50 {p50:.1} ms  p99 {p99:.1} ms",
+        REPORTS as f64 / http_secs,
+        REPORTS as f64 / e2e_secs
+    );
+
+    // The IP-ban check, measured on the same set type every api instance keeps.
+    let rss_before = bench::rss_bytes();
+    let set = api::kv_set::KvSet::<api::client_ip::BannedIp>::new("bench");
+    for i in 0..1_000_000u32 {
+        set.insert(api::client_ip::BannedIp(std::net::IpAddr::V4(
+            (0x0a00_0000 + i).into(),
+        )));
+    }
+    let rss_after = bench::rss_bytes();
+    let probes: Vec<api::client_ip::BannedIp> = (0..2_000_000u32)
+        .map(|i| {
+            api::client_ip::BannedIp(std::net::IpAddr::V4(
+                (0x0a00_0000u32.wrapping_add(i.wrapping_mul(2_654_435_761) % 2_000_000)).into(),
+            ))
+        })
+        .collect();
+    let t = Instant::now();
+    let hits = probes.iter().filter(|p| set.contains(p)).count();
+    let ns = t.elapsed().as_nanos() as f64 / probes.len() as f64;
+    println!(
+        "  IP-ban check with {} banned IPs: {ns:.0} ns per look-up ({hits} hits of {}); the set takes ~{:.0} MiB",
+        set.len(),
+        probes.len(),
+        (rss_after.saturating_sub(rss_before)) as f64 / (1024.0 * 1024.0)
+    );
+    drop(set);
+
+    // Requests from a banned IP, refused before routing, next to a bare axum route.
+    let banned_ip = "203.0.113.250";
+    let target = uuid::Uuid::new_v4();
+    let observe = http
+        .get(stack.url("/api/v1/report/check-ban"))
+        .bearer_auth(bench::session_token(target))
+        .header("x-forwarded-for", banned_ip)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        observe.status().is_success(),
+        "check-ban: {}",
+        observe.status()
+    );
+    for i in 0..4 {
+        let reporter = uuid::Uuid::new_v4();
+        let r = http
+            .post(stack.url("/api/v1/report/user"))
+            .bearer_auth(bench::session_token(reporter))
+            .header("x-forwarded-for", format!("192.0.2.{i}"))
+            .json(&serde_json::json!({"reportedUserId": target}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().as_u16() == 201, "ban report: {}", r.status());
+    }
+    let refused = testkit::eventually(Duration::from_secs(10), || async {
+        let r = http
+            .get(stack.url("/api/v1/client/phones/+14155550100"))
+            .header("x-forwarded-for", banned_ip)
+            .send()
+            .await
+            .ok()?;
+        (r.status().as_u16() == 403).then_some(())
+    })
+    .await;
+    anyhow::ensure!(refused.is_some(), "the banned IP was never refused");
+    let url = stack.url("/api/v1/client/phones/+14155550100");
+    let client = http.clone();
+    let banned = bench::load(32, 3.0, move |_| {
+        client.get(&url).header("x-forwarded-for", banned_ip)
+    })
+    .await;
+    let bare_base = bench::bare_axum().await?;
+    let client = http.clone();
+    let bare = bench::load(32, 3.0, move |_| client.get(&bare_base)).await;
+    println!(
+        "  refused from a banned IP: {:>7.0} req/s (p99 {:.1} ms, statuses {:?}); bare axum route: {:>7.0} req/s (p99 {:.1} ms) → {:.0}%",
+        banned.rps,
+        banned.p99_ms,
+        banned.statuses,
+        bare.rps,
+        bare.p99_ms,
+        100.0 * banned.rps / bare.rps
+    );
+    println!();
+    Ok(())
+}
+
+/// Issue 4: phone look-ups from the read model, next to a bare axum route.
+async fn phone_lookups(stack: &Stack) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let numbers: Vec<String> = (0..50).map(|i| format!("+1415555{:04}", 100 + i)).collect();
+    for (i, n) in numbers.iter().enumerate() {
+        let r = http
+            .post(stack.url("/api/v1/client/phones/report"))
+            .header("x-forwarded-for", format!("198.18.0.{i}"))
+            .json(&serde_json::json!({"phoneNumber": n, "category": "scam"}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().as_u16() == 201, "phone report: {}", r.status());
+    }
+    let ready = testkit::eventually(Duration::from_secs(30), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM phone_numbers")
+            .fetch_one(&stack.db.pool)
+            .await
+            .ok()?;
+        (n >= numbers.len() as i64).then_some(())
+    })
+    .await;
+    anyhow::ensure!(
+        ready.is_some(),
+        "phone reports never reached the read model"
+    );
+    let base = stack.url("/api/v1/client/phones/");
+    let client = http.clone();
+    let nums = numbers.clone();
+    let lookups = bench::load(32, 4.0, move |i| {
+        client.get(format!("{base}{}", nums[i % nums.len()]))
+    })
+    .await;
+    let bare_base = bench::bare_axum().await?;
+    let client = http.clone();
+    let bare = bench::load(32, 4.0, move |_| client.get(&bare_base)).await;
+    println!("phone-number look-ups (read model, 32 clients)");
+    println!(
+        "  {:>7.0} look-ups/s  p50 {:.1} ms  p99 {:.1} ms  (statuses {:?}); bare axum route {:>7.0} req/s  p99 {:.1} ms → {:.0}%",
+        lookups.rps,
+        lookups.p50_ms,
+        lookups.p99_ms,
+        lookups.statuses,
+        bare.rps,
+        bare.p99_ms,
+        100.0 * lookups.rps / bare.rps
+    );
     Ok(())
 }
 
