@@ -214,6 +214,17 @@ impl From<crate::domain::phone_number::PhoneError> for ApiError {
     }
 }
 
+impl From<crate::domain::worker::WorkerError> for ApiError {
+    fn from(e: crate::domain::worker::WorkerError) -> Self {
+        use crate::domain::worker::WorkerError::*;
+        match e {
+            AlreadyRegistered => ApiError::Conflict("worker_exists", e.to_string()),
+            Unknown => ApiError::NotFound(e.to_string()),
+            AlreadyRevoked => ApiError::Conflict("already_revoked", e.to_string()),
+        }
+    }
+}
+
 /// 404 for unknown routes, in the API's error shape.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())

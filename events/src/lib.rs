@@ -17,7 +17,9 @@ pub mod envelope;
 pub mod phone_number;
 pub mod platform_user;
 pub mod subject;
+pub mod task;
 pub mod topology;
 pub mod version;
+pub mod worker;
 
 pub use envelope::{DecodeError, Envelope};

@@ -21,15 +21,42 @@ pub const IP_BANS_BUCKET: &str = "ip-bans";
 /// KV bucket: phone number (E.164 digits) → its standing, for workers and look-ups.
 pub const PHONE_REPUTATION_BUCKET: &str = "phone-reputation";
 
+/// Analysis jobs (work queue) and the durable consumer every worker pulls from.
+pub const TASKS_STREAM: &str = "TASKS";
+pub const WORKERS_CONSUMER: &str = "workers";
+/// Subject of analysis jobs.
+pub const TASK_SUBJECT: &str = "tasks.analyze";
+/// Worker results (`results.<workerId>`).
+pub const RESULTS_STREAM: &str = "RESULTS";
+
+const TASKS_JSON: &str = include_str!("../../nats/jetstream/TASKS.json");
+const WORKERS_JSON: &str = include_str!("../../nats/jetstream/TASKS.workers.json");
+const RESULTS_JSON: &str = include_str!("../../nats/jetstream/RESULTS.json");
 const EVENTS_JSON: &str = include_str!("../../nats/jetstream/EVENTS.json");
 const PROJECTOR_JSON: &str = include_str!("../../nats/jetstream/EVENTS.projector.json");
 
 /// The `EVENTS` stream definition with `replicas` applied.
 pub fn events_stream(replicas: usize) -> stream::Config {
-    let mut cfg: stream::Config =
-        serde_json::from_str(EVENTS_JSON).expect("nats/jetstream/EVENTS.json is valid");
+    stream_def(EVENTS_JSON, replicas)
+}
+
+fn stream_def(json: &str, replicas: usize) -> stream::Config {
+    let mut cfg: stream::Config = serde_json::from_str(json).expect("stream definitions in nats/jetstream are valid");
     cfg.num_replicas = replicas.max(1);
     cfg
+}
+
+pub fn tasks_stream(replicas: usize) -> stream::Config {
+    stream_def(TASKS_JSON, replicas)
+}
+
+pub fn results_stream(replicas: usize) -> stream::Config {
+    stream_def(RESULTS_JSON, replicas)
+}
+
+/// The durable pull consumer every worker shares.
+pub fn workers_consumer() -> consumer::pull::Config {
+    serde_json::from_str(WORKERS_JSON).expect("nats/jetstream/TASKS.workers.json is valid")
 }
 
 /// The projector's durable pull consumer on `EVENTS`.
@@ -78,27 +105,7 @@ pub fn phone_reputation_bucket(replicas: usize) -> kv::Config {
 /// Creates or updates everything the system needs. Safe to run any number of times, by any
 /// number of processes at once.
 pub async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<(), TopologyError> {
-    let mut events = events_stream(replicas);
-    match js.get_stream(EVENTS_STREAM).await {
-        Ok(mut existing) => {
-            // Never shrink a replicated stream because one process started with the default.
-            let current = existing
-                .info()
-                .await
-                .map_err(|e| TopologyError::new("stream info EVENTS", e))?
-                .config
-                .num_replicas;
-            events.num_replicas = events.num_replicas.max(current);
-            js.update_stream(events)
-                .await
-                .map_err(|e| TopologyError::new("update stream EVENTS", e))?;
-        }
-        Err(_) => {
-            js.get_or_create_stream(events)
-                .await
-                .map_err(|e| TopologyError::new("create stream EVENTS", e))?;
-        }
-    }
+    ensure_stream(js, events_stream(replicas)).await?;
     let stream = js
         .get_stream(EVENTS_STREAM)
         .await
@@ -107,9 +114,33 @@ pub async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<(), Topo
         .create_consumer(projector_consumer())
         .await
         .map_err(|e| TopologyError::new("create consumer projector", e))?;
+    for cfg in [tasks_stream(replicas), results_stream(replicas)] {
+        ensure_stream(js, cfg).await?;
+    }
+    js.get_stream(TASKS_STREAM)
+        .await
+        .map_err(|e| TopologyError::new("get stream TASKS", e))?
+        .create_consumer(workers_consumer())
+        .await
+        .map_err(|e| TopologyError::new("create consumer workers", e))?;
     ensure_kv(js, admin_revoked_bucket(replicas)).await?;
     ensure_kv(js, ip_bans_bucket(replicas)).await?;
     ensure_kv(js, phone_reputation_bucket(replicas)).await?;
+    Ok(())
+}
+
+/// Creates `cfg`, or updates it without ever lowering its replicas.
+async fn ensure_stream(js: &jetstream::Context, mut cfg: stream::Config) -> Result<(), TopologyError> {
+    match js.get_stream(&cfg.name).await {
+        Ok(mut existing) => {
+            let info = existing.info().await.map_err(|e| TopologyError::new("stream info", e))?;
+            cfg.num_replicas = cfg.num_replicas.max(info.config.num_replicas);
+            js.update_stream(cfg).await.map_err(|e| TopologyError::new("update stream", e))?;
+        }
+        Err(_) => {
+            js.get_or_create_stream(cfg).await.map_err(|e| TopologyError::new("create stream", e))?;
+        }
+    }
     Ok(())
 }
 

@@ -99,6 +99,7 @@ pub async fn apply_event(
             readmodels::platform_user::apply(tx, &env, fx).await
         }
         events::phone_number::AGGREGATE_TYPE => readmodels::phone_number::apply(tx, &env, fx).await,
+        events::worker::AGGREGATE_TYPE => readmodels::worker::apply(tx, &env).await,
         other => {
             tracing::debug!(aggregate_type = other, "no read model for this aggregate");
             return Ok(());

@@ -1,1 +1,256 @@
-//! placeholder
+//! The analysis worker. Runs anywhere with nothing but `NATS_URL` and `WORKER_TOKEN`.
+//!
+//! ```text
+//!  TASKS (durable "workers", pull) ──► job ──► GET audio_url ──► symphonia: audio facts
+//!        in-progress acks while busy          ──► ASR (optional, OpenAI-compatible)
+//!                                             ──► rules: indicators with evidence
+//!                                             ──► KV phone-reputation: caller standing
+//!  results.<workerId> ◄── Completed | Failed{retryable}      then ack (or nak to retry,
+//!  workers.heartbeat.<workerId> every 5 s                      term for a malformed job)
+//! ```
+//!
+//! Its NATS permissions (granted by the api's auth callout) cover only these subjects.
+
+pub mod analyze;
+pub mod audio;
+pub mod rules;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, AckKind};
+use common::config::Secret;
+use events::task::{Job, WorkerResult};
+use futures::StreamExt;
+use serde_json::json;
+use uuid::Uuid;
+
+pub use analyze::{Analyzer, Failure};
+
+#[derive(clap::Parser, Clone, Debug)]
+#[command(name = "worker", version, about = "blacklist voice-call analysis worker")]
+pub struct Config {
+    /// NATS server(s) of the control plane.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4333")]
+    pub nats_url: String,
+    /// The token from `POST /api/v1/admin/workers` (shown once).
+    #[arg(long, env = "WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Secret,
+    /// Optional address of /healthz, /readyz, /metrics.
+    #[arg(long, env = "HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Jobs analysed at once.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
+    pub concurrency: usize,
+    /// OpenAI-compatible transcription endpoint base (e.g. http://asr:8000); none: no transcript.
+    #[arg(long, env = "ASR_URL")]
+    pub asr_url: Option<String>,
+    #[arg(long, env = "ASR_API_KEY", hide_env_values = true)]
+    pub asr_api_key: Option<Secret>,
+    #[arg(long, env = "ASR_MODEL", default_value = "whisper-1")]
+    pub asr_model: String,
+    /// A rules file replacing the built-in `worker/rules.json`.
+    #[arg(long, env = "ANALYZER_RULES_FILE")]
+    pub rules_file: Option<std::path::PathBuf>,
+    /// Largest audio file fetched, in bytes.
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_audio_bytes: usize,
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// Counters reported in heartbeats.
+#[derive(Default)]
+pub struct Stats {
+    completed: AtomicI64,
+    failed: AtomicI64,
+    current: Mutex<Option<Uuid>>,
+}
+
+pub struct Worker {
+    pub id: Uuid,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    analyzer: Arc<Analyzer>,
+    concurrency: usize,
+    stats: Arc<Stats>,
+}
+
+impl Worker {
+    /// Connects with the token (retrying in the background while NATS or the callout is away).
+    pub async fn connect(config: &Config) -> anyhow::Result<Worker> {
+        let token = config.worker_token.expose().to_owned();
+        let id = events::worker::token_worker_id(&token).context("WORKER_TOKEN is not a worker token")?;
+        let auth = common::nats::NatsAuth { token: Some(token), ..Default::default() };
+        let client = common::nats::connect(&config.nats_url, &format!("worker-{id}"), &auth).await?;
+        let js = jetstream::new(client.clone());
+        let rules = match &config.rules_file {
+            Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            None => rules::DEFAULT_RULES.to_owned(),
+        };
+        let analyzer = Analyzer::new(
+            rules::Rules::parse(&rules).context("analyzer rules")?,
+            config.asr_url.clone(),
+            config.asr_api_key.as_ref().map(|k| k.expose().to_owned()),
+            config.asr_model.clone(),
+            config.max_audio_bytes,
+        );
+        Ok(Worker {
+            id,
+            client,
+            js,
+            analyzer: Arc::new(analyzer),
+            concurrency: config.concurrency.max(1),
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// Pulls and analyses jobs, and sends heartbeats, until `shutdown`. Jobs in progress at
+    /// shutdown are left unacknowledged and redelivered to another worker.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let heartbeat = tokio::spawn(heartbeats(self.client.clone(), self.id, self.stats.clone()));
+        let mut delay = Duration::from_millis(500);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                r = self.consume() => if let Err(e) = r {
+                    tracing::warn!(error = %e, "job stream interrupted; retrying");
+                }
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        heartbeat.abort();
+        let _ = self.client.flush().await;
+    }
+
+    async fn consume(&self) -> anyhow::Result<()> {
+        let consumer: jetstream::consumer::PullConsumer = self
+            .js
+            .get_consumer_from_stream(events::topology::WORKERS_CONSUMER, events::topology::TASKS_STREAM)
+            .await?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(self.concurrency)
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await?;
+        messages
+            .for_each_concurrent(self.concurrency, |msg| async move {
+                match msg {
+                    Ok(msg) => self.handle(msg).await,
+                    Err(e) => tracing::warn!(error = %e, "pull failed"),
+                }
+            })
+            .await;
+        anyhow::bail!("the job stream ended")
+    }
+
+    /// One job: analyse, publish the outcome, then ack (or nak/term).
+    pub async fn handle(&self, msg: jetstream::Message) {
+        let job: Job = match serde_json::from_slice(&msg.payload) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(error = %e, "malformed job: terminated, not retried");
+                metrics::counter!("worker_jobs_total", "outcome" => "malformed").increment(1);
+                let _ = msg.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        *self.stats.current.lock().expect("stats lock") = Some(job.task_id);
+        // Tell JetStream we are alive while a long analysis runs, so ack_wait does not expire.
+        let progress = {
+            let (client, reply) = (self.client.clone(), msg.reply.clone());
+            tokio::spawn(async move {
+                let Some(reply) = reply else { return };
+                loop {
+                    tokio::time::sleep(Duration::from_secs(15)).await;
+                    let _ = client.publish(reply.clone(), "+WPI".into()).await;
+                }
+            })
+        };
+        let outcome = self.analyzer.analyze(&self.js, &job).await;
+        progress.abort();
+        *self.stats.current.lock().expect("stats lock") = None;
+        let result = match outcome {
+            Ok(result) => WorkerResult::Completed { task_id: job.task_id, worker_id: self.id, result },
+            Err(Failure::Retry(reason)) => {
+                tracing::warn!(task = %job.task_id, reason, "transient failure; redelivery later");
+                metrics::counter!("worker_jobs_total", "outcome" => "retry").increment(1);
+                let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(10)))).await;
+                return;
+            }
+            Err(Failure::Permanent(reason)) => {
+                WorkerResult::Failed { task_id: job.task_id, worker_id: self.id, reason, retryable: false }
+            }
+        };
+        let completed = matches!(result, WorkerResult::Completed { .. });
+        let bytes = serde_json::to_vec(&result).expect("results serialize");
+        let published = match self.js.publish(events::task::results_subject(self.id), bytes.into()).await {
+            Ok(ack) => ack.await.map(|_| ()).map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        match published {
+            Ok(()) => {
+                let _ = msg.double_ack().await;
+                let counter = if completed { &self.stats.completed } else { &self.stats.failed };
+                counter.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("worker_jobs_total", "outcome" => if completed { "completed" } else { "failed" }).increment(1);
+                tracing::info!(task = %job.task_id, completed, "job done");
+            }
+            Err(e) => {
+                // Not acked: the job is redelivered and analysed again.
+                tracing::warn!(error = %e, task = %job.task_id, "result not published");
+                let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+            }
+        }
+    }
+}
+
+async fn heartbeats(client: async_nats::Client, id: Uuid, stats: Arc<Stats>) {
+    let subject = events::worker::heartbeat_subject(id);
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let current = *stats.current.lock().expect("stats lock");
+        let body = json!({
+            "currentTaskId": current,
+            "tasksCompleted": stats.completed.load(Ordering::Relaxed),
+            "tasksFailed": stats.failed.load(Ordering::Relaxed),
+            "version": env!("CARGO_PKG_VERSION"),
+        });
+        if let Err(e) = client.publish(subject.clone(), body.to_string().into()).await {
+            tracing::debug!(error = %e, "heartbeat not sent");
+        }
+    }
+}
+
+/// `main`: connect, serve the ops endpoints if asked, work until SIGTERM.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let worker = Worker::connect(&config).await?;
+    tracing::info!(worker = %worker.id, "worker starting");
+    let ops = match config.http_addr {
+        Some(addr) => {
+            let readiness = common::ops::Readiness { db: None, nats: Some(worker.client().clone()), checks: vec![] };
+            Some(common::ops::OpsServer::start(addr, readiness).await.with_context(|| format!("binding {addr}"))?)
+        }
+        None => None,
+    };
+    worker.run(shutdown).await;
+    if let Some(ops) = ops {
+        ops.stop().await;
+    }
+    Ok(())
+}

@@ -5,3 +5,4 @@ pub mod admin;
 pub mod phone_number;
 pub mod platform_user;
 pub mod session;
+pub mod worker;

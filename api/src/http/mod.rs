@@ -77,16 +77,21 @@ async fn track(req: Request, next: Next) -> Response {
 }
 
 /// Paths a banned IP may still reach (API.md): the public blacklist, the ban check, admin
-/// endpoints and the operational ones.
+/// endpoints (`/admin/*` and the admin-only `/report/*` ones, so a moderator behind a banned
+/// address can still review) and the operational ones.
 fn open_to_banned_ips(path: &str) -> bool {
     matches!(
         path,
         "/api/v1/report/blacklist"
             | "/api/v1/report/check-ban"
+            | "/api/v1/report/pending"
+            | "/api/v1/report/stats"
+            | "/api/v1/report/reports"
             | "/healthz"
             | "/readyz"
             | "/metrics"
     ) || path.starts_with("/api/v1/admin/")
+        || path.starts_with("/api/v1/report/review/")
         || path.starts_with("/docs")
 }
 

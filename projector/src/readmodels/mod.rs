@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod phone_number;
 pub mod platform_user;
+pub mod worker;
 
 /// Every table a rebuild empties, in deletion order.
 pub const TABLES: &[&str] = &[
@@ -16,4 +17,5 @@ pub const TABLES: &[&str] = &[
     "platform_users",
     "phone_reports",
     "phone_numbers",
+    "workers",
 ];

@@ -1,8 +1,9 @@
 //! `phone_reports`, the per-number summary `phone_numbers`, and the `phone-reputation` bucket.
 //!
-//! After every event the number's summary is recomputed from its reports (counted ones only:
-//! repeats from one IP within 24 hours do not inflate it), so the summary is always a function
-//! of the history.
+//! After every event the number's summary is recomputed from its reports, so the summary is
+//! always a function of the history. Pending counts and categories use counted reports only
+//! (repeats from one IP within 24 hours do not inflate a number); an approval is a moderator's
+//! decision and always counts.
 
 use events::phone_number::{reputation_key, PhoneNumberEvent, UPCASTERS};
 use events::topology::PHONE_REPUTATION_BUCKET;

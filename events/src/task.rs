@@ -1,0 +1,84 @@
+//! The worker contract: jobs on `TASKS` and results on `RESULTS`.
+//!
+//! A job carries only what analysis needs — never the submitter's email or IP (invariant 5).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One analysis job (`tasks.analyze`). `Nats-Msg-Id` is `<taskId>:<attempt>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub task_id: Uuid,
+    /// Where to GET the audio (a presigned URL).
+    pub audio_url: String,
+    pub content_type: Option<String>,
+    /// E.164, when the submitter gave one.
+    pub caller_number: Option<String>,
+    /// BCP 47 hint for transcription.
+    pub language: Option<String>,
+}
+
+/// An explainable indicator: which rule matched and the words that matched it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Indicator {
+    pub kind: String,
+    pub evidence: String,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioFacts {
+    pub duration_seconds: f64,
+    pub sample_rate: u32,
+    pub channels: u32,
+    pub codec: String,
+    /// Peak and RMS level in dBFS.
+    pub peak_dbfs: f64,
+    pub rms_dbfs: f64,
+    /// Share of 50 ms windows below -50 dBFS.
+    pub silence_ratio: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Analyzer {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallerStanding {
+    pub phone_number: String,
+    pub status: String,
+}
+
+/// What API.md calls `result`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisResult {
+    /// scam | suspicious | safe | inconclusive
+    pub verdict: String,
+    pub risk_score: f64,
+    pub indicators: Vec<Indicator>,
+    pub transcript: Option<String>,
+    pub caller_number: Option<CallerStanding>,
+    pub audio: AudioFacts,
+    pub analyzer: Analyzer,
+}
+
+/// What a worker publishes on `results.<workerId>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum WorkerResult {
+    Completed { task_id: Uuid, worker_id: Uuid, result: AnalysisResult },
+    /// `retryable: false` for input that will never work (undecodable or empty audio).
+    Failed { task_id: Uuid, worker_id: Uuid, reason: String, retryable: bool },
+}
+
+pub fn results_subject(worker_id: Uuid) -> String {
+    format!("results.{worker_id}")
+}
