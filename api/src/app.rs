@@ -25,6 +25,7 @@ use crate::domain::admin::{Admin, AdminServices};
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::platform_user::{PlatformUser, PlatformUserServices};
 use crate::domain::session::Session;
+use crate::domain::worker::Worker;
 use crate::evasion::EvasionCounter;
 use crate::kv_set::KvSet;
 use crate::passwords::Passwords;
@@ -55,6 +56,11 @@ pub struct AppState {
     pub turnstile: Arc<Turnstile>,
     pub public_writes: Arc<RateLimiter>,
     pub public_reads: Arc<RateLimiter>,
+    pub workers: Arc<PostgresCqrs<Worker>>,
+    /// Read access to workers (the auth callout checks tokens against it).
+    pub worker_store: Arc<PersistedEventStore<PostgresEventRepository, Worker>>,
+    /// A system-account connection, to disconnect revoked workers (optional).
+    pub nats_sys: Option<async_nats::Client>,
     pub tokens: Arc<AdminTokens>,
     pub revoked_tokens: Arc<KvSet<Uuid>>,
     pub passwords: Passwords,
@@ -140,6 +146,36 @@ impl Api {
             .context("NATS_URL")?;
         let js = jetstream::new(nats.clone());
 
+        let nats_sys = match (&config.nats_sys_user, &config.nats_sys_password) {
+            (Some(user), Some(password)) => {
+                let auth = common::nats::NatsAuth {
+                    user: Some(user.clone()),
+                    password: Some(password.expose().to_owned()),
+                    token: None,
+                };
+                Some(
+                    common::nats::connect(&config.conn.nats_url, "api-sys", &auth)
+                        .await
+                        .context("NATS_SYS_USER")?,
+                )
+            }
+            _ => {
+                tracing::warn!("no NATS_SYS_USER: revoked workers are cut off when their credential expires, not at once");
+                None
+            }
+        };
+        let issuer = match &config.nats_callout_issuer_seed {
+            Some(seed) => Some(Arc::new(
+                nkeys::KeyPair::from_seed(seed.expose())
+                    .context("NATS_CALLOUT_ISSUER_SEED is not an nkey seed")?,
+            )),
+            None => {
+                tracing::warn!(
+                    "no NATS_CALLOUT_ISSUER_SEED: this instance does not authorize workers"
+                );
+                None
+            }
+        };
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let replicas = config.conn.jetstream_replicas;
@@ -206,6 +242,9 @@ impl Api {
             public_reads: Arc::new(RateLimiter::per_minute(
                 config.rate_limit_public_reads_per_minute,
             )),
+            workers: Arc::new(cqrs(&pool, (), events::worker::UPCASTERS)),
+            worker_store: Arc::new(event_store(&pool, events::worker::UPCASTERS)),
+            nats_sys,
             tokens: Arc::new(AdminTokens::new(
                 &secret,
                 config.admin_token_ttl_seconds,
@@ -234,6 +273,24 @@ impl Api {
                 ],
             }
         };
+        if let Some(issuer) = issuer {
+            let ttl = config.worker_credential_ttl_seconds;
+            let rx = common::shutdown::stopped(stop_rx.clone());
+            tasks.push(tokio::spawn(crate::callout::run(
+                state.clone(),
+                issuer,
+                ttl,
+                rx,
+            )));
+        }
+        {
+            let rx = common::shutdown::stopped(stop_rx.clone());
+            tasks.push(tokio::spawn(crate::workers::run_heartbeats(
+                state.pool.clone(),
+                state.nats.clone(),
+                rx,
+            )));
+        }
         let router = crate::http::router(state.clone(), readiness, config.max_body_bytes);
         Ok(Api {
             state,

@@ -61,6 +61,19 @@ pub struct Config {
         default_value_t = 600
     )]
     pub rate_limit_public_reads_per_minute: u32,
+    /// Seed (`SA…`) of the account key that signs worker credentials; its public key is the
+    /// `auth_callout.issuer` of the NATS config. Without it the api does not serve the callout.
+    #[arg(long, env = "NATS_CALLOUT_ISSUER_SEED", hide_env_values = true)]
+    pub nats_callout_issuer_seed: Option<Secret>,
+    /// NATS system-account user, to disconnect revoked workers at once ($SYS.REQ.SERVER.*.KICK).
+    #[arg(long, env = "NATS_SYS_USER")]
+    pub nats_sys_user: Option<String>,
+    #[arg(long, env = "NATS_SYS_PASSWORD", hide_env_values = true)]
+    pub nats_sys_password: Option<Secret>,
+    /// Lifetime of a worker's NATS credential; at expiry the server re-asks the callout, so a
+    /// revoked worker is out within this time even if a disconnect message was lost.
+    #[arg(long, env = "WORKER_CREDENTIAL_TTL_SECONDS", default_value_t = 300)]
+    pub worker_credential_ttl_seconds: i64,
     /// Largest request body in bytes (uploads do not pass through the api).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod callout;
 pub mod client_ip;
 pub mod commands;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod ratelimit;
 pub mod relay;
 pub mod session_auth;
 pub mod turnstile;
+pub mod workers;
 
 pub use app::{run, Api, AppState};
 pub use config::Config;

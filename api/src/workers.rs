@@ -59,10 +59,16 @@ pub async fn record_heartbeat(pool: &PgPool, subject: &str, payload: &[u8]) -> a
 }
 
 /// Consumes heartbeats until `shutdown` (one api instance of the queue group gets each).
-pub async fn run_heartbeats(pool: PgPool, nats: async_nats::Client, shutdown: impl Future<Output = ()>) {
+pub async fn run_heartbeats(
+    pool: PgPool,
+    nats: async_nats::Client,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
-        let sub = nats.queue_subscribe(format!("{HEARTBEAT_SUBJECT}.*"), "api".to_string()).await;
+        let sub = nats
+            .queue_subscribe(format!("{HEARTBEAT_SUBJECT}.*"), "api".to_string())
+            .await;
         match sub {
             Ok(mut sub) => loop {
                 tokio::select! {
@@ -89,18 +95,19 @@ pub async fn run_heartbeats(pool: PgPool, nats: async_nats::Client, shutdown: im
 /// Disconnects every recorded connection of `worker` (best effort: the auth callout refuses
 /// its reconnects anyway, and credentials expire as a backstop).
 pub async fn disconnect(s: &AppState, worker: Uuid) {
-    let rows: Vec<(String, i64)> =
-        match sqlx::query_as("DELETE FROM worker_connections WHERE worker_id = $1 RETURNING server_id, client_id")
-            .bind(worker)
-            .fetch_all(&s.pool)
-            .await
-        {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, %worker, "cannot read the worker's connections");
-                return;
-            }
-        };
+    let rows: Vec<(String, i64)> = match sqlx::query_as(
+        "DELETE FROM worker_connections WHERE worker_id = $1 RETURNING server_id, client_id",
+    )
+    .bind(worker)
+    .fetch_all(&s.pool)
+    .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, %worker, "cannot read the worker's connections");
+            return;
+        }
+    };
     for (server, cid) in rows {
         if let Err(e) = crate::callout::kick(s, &server, cid).await {
             tracing::warn!(error = %e, %worker, server, cid, "kick failed");

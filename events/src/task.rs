@@ -72,13 +72,45 @@ pub struct AnalysisResult {
 
 /// What a worker publishes on `results.<workerId>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "outcome")]
+#[serde(
+    tag = "outcome",
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase"
+)]
 pub enum WorkerResult {
-    Completed { task_id: Uuid, worker_id: Uuid, result: AnalysisResult },
+    Completed {
+        task_id: Uuid,
+        worker_id: Uuid,
+        result: Box<AnalysisResult>,
+    },
     /// `retryable: false` for input that will never work (undecodable or empty audio).
-    Failed { task_id: Uuid, worker_id: Uuid, reason: String, retryable: bool },
+    Failed {
+        task_id: Uuid,
+        worker_id: Uuid,
+        reason: String,
+        retryable: bool,
+    },
 }
 
 pub fn results_subject(worker_id: Uuid) -> String {
     format!("results.{worker_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_are_camel_case_and_tagged_by_outcome() {
+        let r = WorkerResult::Failed {
+            task_id: Uuid::nil(),
+            worker_id: Uuid::nil(),
+            reason: "x".into(),
+            retryable: false,
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["outcome"], "failed");
+        assert!(v.get("taskId").is_some() && v.get("workerId").is_some());
+        assert_eq!(serde_json::from_value::<WorkerResult>(v).unwrap(), r);
+    }
 }

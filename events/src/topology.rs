@@ -41,7 +41,8 @@ pub fn events_stream(replicas: usize) -> stream::Config {
 }
 
 fn stream_def(json: &str, replicas: usize) -> stream::Config {
-    let mut cfg: stream::Config = serde_json::from_str(json).expect("stream definitions in nats/jetstream are valid");
+    let mut cfg: stream::Config =
+        serde_json::from_str(json).expect("stream definitions in nats/jetstream are valid");
     cfg.num_replicas = replicas.max(1);
     cfg
 }
@@ -130,15 +131,25 @@ pub async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<(), Topo
 }
 
 /// Creates `cfg`, or updates it without ever lowering its replicas.
-async fn ensure_stream(js: &jetstream::Context, mut cfg: stream::Config) -> Result<(), TopologyError> {
+async fn ensure_stream(
+    js: &jetstream::Context,
+    mut cfg: stream::Config,
+) -> Result<(), TopologyError> {
     match js.get_stream(&cfg.name).await {
         Ok(mut existing) => {
-            let info = existing.info().await.map_err(|e| TopologyError::new("stream info", e))?;
+            let info = existing
+                .info()
+                .await
+                .map_err(|e| TopologyError::new("stream info", e))?;
             cfg.num_replicas = cfg.num_replicas.max(info.config.num_replicas);
-            js.update_stream(cfg).await.map_err(|e| TopologyError::new("update stream", e))?;
+            js.update_stream(cfg)
+                .await
+                .map_err(|e| TopologyError::new("update stream", e))?;
         }
         Err(_) => {
-            js.get_or_create_stream(cfg).await.map_err(|e| TopologyError::new("create stream", e))?;
+            js.get_or_create_stream(cfg)
+                .await
+                .map_err(|e| TopologyError::new("create stream", e))?;
         }
     }
     Ok(())

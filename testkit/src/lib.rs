@@ -97,15 +97,21 @@ pub struct Nats {
     pub port: u16,
     pub monitor_port: u16,
     store: TempDir,
+    /// Seed of the account key that signs worker credentials (the auth callout's issuer).
+    pub callout_seed: String,
+    callout_public: String,
 }
 
 impl Nats {
     pub async fn start() -> anyhow::Result<Nats> {
+        let issuer = nkeys::KeyPair::new_account();
         let mut n = Nats {
             child: None,
             port: free_port(),
             monitor_port: free_port(),
             store: TempDir::new("bl-nats"),
+            callout_seed: issuer.seed().context("account seed")?,
+            callout_public: issuer.public_key(),
         };
         n.spawn().await?;
         Ok(n)
@@ -129,6 +135,7 @@ impl Nats {
         for (_, var, pw) in NATS_USERS {
             cmd.env(var, pw);
         }
+        cmd.env("NATS_CALLOUT_ISSUER", &self.callout_public);
         self.child = Some(cmd.spawn().context("starting nats-server")?);
         let health = format!("127.0.0.1:{}", self.monitor_port);
         for _ in 0..200 {

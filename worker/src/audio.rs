@@ -53,7 +53,12 @@ pub fn analyse(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts,
     }
     let mss = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
     let probed = symphonia::default::get_probe()
-        .format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default())
+        .format(
+            &hint,
+            mss,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
         .map_err(|e| undecodable(&e))?;
     let mut format = probed.format;
     let track = format
@@ -116,7 +121,11 @@ pub fn analyse(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts,
             }
         }
     }
-    let duration = if sample_rate > 0 { frames as f64 / sample_rate as f64 } else { 0.0 };
+    let duration = if sample_rate > 0 {
+        frames as f64 / sample_rate as f64
+    } else {
+        0.0
+    };
     if frames == 0 || duration < MIN_SECONDS {
         return Err(AudioError::Empty);
     }
@@ -127,7 +136,11 @@ pub fn analyse(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts,
         codec,
         peak_dbfs: dbfs(peak),
         rms_dbfs: dbfs((sum_sq / count.max(1) as f64).sqrt()),
-        silence_ratio: if windows > 0 { ((silent_windows as f64 / windows as f64) * 1000.0).round() / 1000.0 } else { 1.0 },
+        silence_ratio: if windows > 0 {
+            ((silent_windows as f64 / windows as f64) * 1000.0).round() / 1000.0
+        } else {
+            1.0
+        },
     })
 }
 
@@ -169,8 +182,17 @@ mod tests {
 
     #[test]
     fn garbage_and_empty_audio_are_refused_with_a_reason() {
-        assert!(matches!(analyse(b"this is not audio".to_vec(), Some("audio/wav")), Err(AudioError::Undecodable(_))));
-        assert!(matches!(analyse(Vec::new(), None), Err(AudioError::Undecodable(_))));
-        assert_eq!(analyse(tone_wav(0.1, 8000), Some("audio/wav")), Err(AudioError::Empty));
+        assert!(matches!(
+            analyse(b"this is not audio".to_vec(), Some("audio/wav")),
+            Err(AudioError::Undecodable(_))
+        ));
+        assert!(matches!(
+            analyse(Vec::new(), None),
+            Err(AudioError::Undecodable(_))
+        ));
+        assert_eq!(
+            analyse(tone_wav(0.1, 8000), Some("audio/wav")),
+            Err(AudioError::Empty)
+        );
     }
 }

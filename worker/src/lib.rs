@@ -32,7 +32,11 @@ use uuid::Uuid;
 pub use analyze::{Analyzer, Failure};
 
 #[derive(clap::Parser, Clone, Debug)]
-#[command(name = "worker", version, about = "blacklist voice-call analysis worker")]
+#[command(
+    name = "worker",
+    version,
+    about = "blacklist voice-call analysis worker"
+)]
 pub struct Config {
     /// NATS server(s) of the control plane.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4333")]
@@ -84,12 +88,18 @@ impl Worker {
     /// Connects with the token (retrying in the background while NATS or the callout is away).
     pub async fn connect(config: &Config) -> anyhow::Result<Worker> {
         let token = config.worker_token.expose().to_owned();
-        let id = events::worker::token_worker_id(&token).context("WORKER_TOKEN is not a worker token")?;
-        let auth = common::nats::NatsAuth { token: Some(token), ..Default::default() };
-        let client = common::nats::connect(&config.nats_url, &format!("worker-{id}"), &auth).await?;
+        let id = events::worker::token_worker_id(&token)
+            .context("WORKER_TOKEN is not a worker token")?;
+        let auth = common::nats::NatsAuth {
+            token: Some(token),
+            ..Default::default()
+        };
+        let client =
+            common::nats::connect(&config.nats_url, &format!("worker-{id}"), &auth).await?;
         let js = jetstream::new(client.clone());
         let rules = match &config.rules_file {
-            Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
             None => rules::DEFAULT_RULES.to_owned(),
         };
         let analyzer = Analyzer::new(
@@ -139,7 +149,10 @@ impl Worker {
     async fn consume(&self) -> anyhow::Result<()> {
         let consumer: jetstream::consumer::PullConsumer = self
             .js
-            .get_consumer_from_stream(events::topology::WORKERS_CONSUMER, events::topology::TASKS_STREAM)
+            .get_consumer_from_stream(
+                events::topology::WORKERS_CONSUMER,
+                events::topology::TASKS_STREAM,
+            )
             .await?;
         let messages = consumer
             .stream()
@@ -185,27 +198,44 @@ impl Worker {
         progress.abort();
         *self.stats.current.lock().expect("stats lock") = None;
         let result = match outcome {
-            Ok(result) => WorkerResult::Completed { task_id: job.task_id, worker_id: self.id, result },
+            Ok(result) => WorkerResult::Completed {
+                task_id: job.task_id,
+                worker_id: self.id,
+                result: Box::new(result),
+            },
             Err(Failure::Retry(reason)) => {
                 tracing::warn!(task = %job.task_id, reason, "transient failure; redelivery later");
                 metrics::counter!("worker_jobs_total", "outcome" => "retry").increment(1);
-                let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(10)))).await;
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(10))))
+                    .await;
                 return;
             }
-            Err(Failure::Permanent(reason)) => {
-                WorkerResult::Failed { task_id: job.task_id, worker_id: self.id, reason, retryable: false }
-            }
+            Err(Failure::Permanent(reason)) => WorkerResult::Failed {
+                task_id: job.task_id,
+                worker_id: self.id,
+                reason,
+                retryable: false,
+            },
         };
         let completed = matches!(result, WorkerResult::Completed { .. });
         let bytes = serde_json::to_vec(&result).expect("results serialize");
-        let published = match self.js.publish(events::task::results_subject(self.id), bytes.into()).await {
+        let published = match self
+            .js
+            .publish(events::task::results_subject(self.id), bytes.into())
+            .await
+        {
             Ok(ack) => ack.await.map(|_| ()).map_err(anyhow::Error::from),
             Err(e) => Err(e.into()),
         };
         match published {
             Ok(()) => {
                 let _ = msg.double_ack().await;
-                let counter = if completed { &self.stats.completed } else { &self.stats.failed };
+                let counter = if completed {
+                    &self.stats.completed
+                } else {
+                    &self.stats.failed
+                };
                 counter.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("worker_jobs_total", "outcome" => if completed { "completed" } else { "failed" }).increment(1);
                 tracing::info!(task = %job.task_id, completed, "job done");
@@ -213,7 +243,9 @@ impl Worker {
             Err(e) => {
                 // Not acked: the job is redelivered and analysed again.
                 tracing::warn!(error = %e, task = %job.task_id, "result not published");
-                let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                    .await;
             }
         }
     }
@@ -231,7 +263,10 @@ async fn heartbeats(client: async_nats::Client, id: Uuid, stats: Arc<Stats>) {
             "tasksFailed": stats.failed.load(Ordering::Relaxed),
             "version": env!("CARGO_PKG_VERSION"),
         });
-        if let Err(e) = client.publish(subject.clone(), body.to_string().into()).await {
+        if let Err(e) = client
+            .publish(subject.clone(), body.to_string().into())
+            .await
+        {
             tracing::debug!(error = %e, "heartbeat not sent");
         }
     }
@@ -243,8 +278,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tracing::info!(worker = %worker.id, "worker starting");
     let ops = match config.http_addr {
         Some(addr) => {
-            let readiness = common::ops::Readiness { db: None, nats: Some(worker.client().clone()), checks: vec![] };
-            Some(common::ops::OpsServer::start(addr, readiness).await.with_context(|| format!("binding {addr}"))?)
+            let readiness = common::ops::Readiness {
+                db: None,
+                nats: Some(worker.client().clone()),
+                checks: vec![],
+            };
+            Some(
+                common::ops::OpsServer::start(addr, readiness)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?,
+            )
         }
         None => None,
     };

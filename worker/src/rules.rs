@@ -36,16 +36,29 @@ impl Rules {
         let file: RuleFile = serde_json::from_str(json)?;
         let mut rules = Vec::new();
         for r in file.rules {
-            anyhow::ensure!((0.0..=1.0).contains(&r.weight), "rule {}: weight must be within 0..1", r.kind);
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&r.weight),
+                "rule {}: weight must be within 0..1",
+                r.kind
+            );
             let patterns = r
                 .patterns
                 .iter()
-                .map(|p| RegexBuilder::new(p).case_insensitive(true).size_limit(1 << 20).build())
+                .map(|p| {
+                    RegexBuilder::new(p)
+                        .case_insensitive(true)
+                        .size_limit(1 << 20)
+                        .build()
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| anyhow::anyhow!("rule {}: {e}", r.kind))?;
             rules.push((r.kind, r.weight, patterns));
         }
-        Ok(Rules { name: file.name, version: file.version, rules })
+        Ok(Rules {
+            name: file.name,
+            version: file.version,
+            rules,
+        })
     }
 
     /// Every rule that matches, with the distinct matched words as evidence.
@@ -62,7 +75,11 @@ impl Rules {
                 }
             }
             if !found.is_empty() {
-                out.push(Indicator { kind: kind.clone(), evidence: found.join(", "), weight: *weight });
+                out.push(Indicator {
+                    kind: kind.clone(),
+                    evidence: found.join(", "),
+                    weight: *weight,
+                });
             }
         }
         out
@@ -71,7 +88,9 @@ impl Rules {
 
 /// Combined risk of independent indicators: 1 − Π(1 − weight).
 pub fn risk_score(indicators: &[Indicator]) -> f64 {
-    let keep = indicators.iter().fold(1.0, |acc, i| acc * (1.0 - i.weight.clamp(0.0, 1.0)));
+    let keep = indicators
+        .iter()
+        .fold(1.0, |acc, i| acc * (1.0 - i.weight.clamp(0.0, 1.0)));
     ((1.0 - keep) * 1000.0).round() / 1000.0
 }
 
@@ -82,29 +101,51 @@ mod tests {
     #[test]
     fn the_default_rules_explain_a_classic_scam() {
         let rules = Rules::parse(DEFAULT_RULES).unwrap();
-        let t = "This is the IRS. You will be arrested today unless you pay with Google Play cards. \\
+        let t =
+            "This is the IRS. You will be arrested today unless you pay with Google Play cards. \\
                  Read me the verification code and don't tell anyone.";
         let found = rules.indicators(t);
         let kinds: Vec<&str> = found.iter().map(|i| i.kind.as_str()).collect();
         assert_eq!(
             kinds,
-            ["authority_impersonation", "gift_card_payment", "urgency_or_threat", "credential_request", "secrecy_demand"]
+            [
+                "authority_impersonation",
+                "gift_card_payment",
+                "urgency_or_threat",
+                "credential_request",
+                "secrecy_demand"
+            ]
         );
-        let gift = found.iter().find(|i| i.kind == "gift_card_payment").unwrap();
-        assert!(gift.evidence.contains("Google Play cards"), "{}", gift.evidence);
+        let gift = found
+            .iter()
+            .find(|i| i.kind == "gift_card_payment")
+            .unwrap();
+        assert!(
+            gift.evidence.contains("Google Play cards"),
+            "{}",
+            gift.evidence
+        );
         assert!(risk_score(&found) > 0.9);
     }
 
     #[test]
     fn an_ordinary_call_has_no_indicators() {
         let rules = Rules::parse(DEFAULT_RULES).unwrap();
-        assert!(rules.indicators("Hi mum, I'll be home for dinner at seven.").is_empty());
+        assert!(rules
+            .indicators("Hi mum, I'll be home for dinner at seven.")
+            .is_empty());
         assert_eq!(risk_score(&[]), 0.0);
     }
 
     #[test]
     fn bad_rule_files_are_refused() {
-        assert!(Rules::parse(r#"{"name":"x","version":"1","rules":[{"kind":"k","weight":2,"patterns":["a"]}]}"#).is_err());
-        assert!(Rules::parse(r#"{"name":"x","version":"1","rules":[{"kind":"k","weight":0.5,"patterns":["("]}]}"#).is_err());
+        assert!(Rules::parse(
+            r#"{"name":"x","version":"1","rules":[{"kind":"k","weight":2,"patterns":["a"]}]}"#
+        )
+        .is_err());
+        assert!(Rules::parse(
+            r#"{"name":"x","version":"1","rules":[{"kind":"k","weight":0.5,"patterns":["("]}]}"#
+        )
+        .is_err());
     }
 }

@@ -24,6 +24,9 @@ enum Command {
     Setup(common::config::Connections),
     /// Apply database migrations only.
     Migrate(common::config::Connections),
+    /// Print a new account key pair for the worker auth callout, as env lines:
+    /// NATS_CALLOUT_ISSUER (public, for nats-server) and NATS_CALLOUT_ISSUER_SEED (for the api).
+    GenCalloutKey,
 }
 
 #[tokio::main]
@@ -60,6 +63,15 @@ async fn main() -> anyhow::Result<()> {
             let js = async_nats::jetstream::new(nats);
             events::topology::ensure(&js, conn.jetstream_replicas).await?;
             tracing::info!("database migrated; JetStream topology in place");
+            Ok(())
+        }
+        Command::GenCalloutKey => {
+            let key = nkeys::KeyPair::new_account();
+            println!("NATS_CALLOUT_ISSUER={}", key.public_key());
+            println!(
+                "NATS_CALLOUT_ISSUER_SEED={}",
+                key.seed().context("account seed")?
+            );
             Ok(())
         }
         Command::Migrate(conn) => {

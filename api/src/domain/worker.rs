@@ -12,14 +12,17 @@ pub use events::worker::{token_worker_id, TOKEN_PREFIX};
 /// A new token for `worker_id`. Only the SHA-256 of the whole token is stored (the secret part
 /// is 190 random bits, so a fast hash is enough).
 pub fn new_token(worker_id: uuid::Uuid) -> String {
-    format!("{TOKEN_PREFIX}{}_{}", worker_id.simple(), crate::passwords::generate(32))
+    format!(
+        "{TOKEN_PREFIX}{}_{}",
+        worker_id.simple(),
+        crate::passwords::generate(32)
+    )
 }
 
 pub fn hash_token(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
-
 
 #[derive(Debug, Clone)]
 pub enum WorkerCommand {
@@ -50,7 +53,9 @@ pub struct Worker {
 impl Worker {
     /// True when `token` is this worker's and it is not revoked.
     pub fn accepts(&self, token: &str) -> bool {
-        self.name.is_some() && !self.revoked && constant_time_eq(&hash_token(token), &self.token_hash)
+        self.name.is_some()
+            && !self.revoked
+            && constant_time_eq(&hash_token(token), &self.token_hash)
     }
 
     pub fn name(&self) -> Option<&str> {
@@ -59,7 +64,11 @@ impl Worker {
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 impl Aggregate for Worker {
@@ -69,7 +78,12 @@ impl Aggregate for Worker {
     type Error = WorkerError;
     type Services = ();
 
-    async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
         let event = match command {
             WorkerCommand::Register { name, token_hash } => {
                 if self.name.is_some() {
@@ -110,7 +124,10 @@ mod tests {
     type Given = TestFramework<Worker>;
 
     fn registered(hash: &str) -> WorkerEvent {
-        WorkerEvent::WorkerRegistered { name: "w1".into(), token_hash: hash.into() }
+        WorkerEvent::WorkerRegistered {
+            name: "w1".into(),
+            token_hash: hash.into(),
+        }
     }
 
     #[test]
@@ -132,11 +149,17 @@ mod tests {
     fn a_worker_registers_once_and_is_revoked_once() {
         Given::with(())
             .given_no_previous_events()
-            .when(WorkerCommand::Register { name: "w1".into(), token_hash: "h".into() })
+            .when(WorkerCommand::Register {
+                name: "w1".into(),
+                token_hash: "h".into(),
+            })
             .then_expect_events(vec![registered("h")]);
         Given::with(())
             .given(vec![registered("h")])
-            .when(WorkerCommand::Register { name: "w1".into(), token_hash: "h".into() })
+            .when(WorkerCommand::Register {
+                name: "w1".into(),
+                token_hash: "h".into(),
+            })
             .then_expect_error(WorkerError::AlreadyRegistered);
         let revoked = WorkerEvent::WorkerRevoked { by: "admin".into() };
         Given::with(())

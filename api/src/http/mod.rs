@@ -5,6 +5,7 @@ pub mod extract;
 pub mod page;
 mod phones;
 mod reports;
+mod workers;
 
 use std::time::Instant;
 
@@ -37,6 +38,11 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .route("/admin/phones/{id}/approve", post(phones::approve))
         .route("/admin/phones/{id}/reject", post(phones::reject))
         .route("/admin/phones/{id}", axum::routing::delete(phones::delete))
+        .route("/admin/workers", post(workers::register).get(workers::list))
+        .route(
+            "/admin/workers/{id}",
+            axum::routing::delete(workers::revoke),
+        )
         .route("/report/user", post(reports::report_user))
         .route("/report/pending", get(reports::pending))
         .route("/report/review/{user_id}", post(reports::review))

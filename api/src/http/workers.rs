@@ -31,16 +31,36 @@ pub async fn register(
     rid: RequestId,
     Json(body): Json<RegisterBody>,
 ) -> Result<impl IntoResponse> {
-    let name = body.name.as_deref().map(str::trim).unwrap_or_default().to_owned();
+    let name = body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::unprocessable("invalid_name", "name needs 1 to 100 characters"));
+        return Err(ApiError::unprocessable(
+            "invalid_name",
+            "name needs 1 to 100 characters",
+        ));
     }
     let worker_id = Uuid::new_v4();
     let token = new_token(worker_id);
-    let cmd = WorkerCommand::Register { name: name.clone(), token_hash: hash_token(&token) };
-    execute(&s.workers, &worker_id.to_string(), cmd, &rid.context(format!("admin:{}", admin.username))).await?;
+    let cmd = WorkerCommand::Register {
+        name: name.clone(),
+        token_hash: hash_token(&token),
+    };
+    execute(
+        &s.workers,
+        &worker_id.to_string(),
+        cmd,
+        &rid.context(format!("admin:{}", admin.username)),
+    )
+    .await?;
     tracing::info!(%worker_id, name, "worker registered");
-    Ok((StatusCode::CREATED, axum::Json(json!({"workerId": worker_id, "name": name, "workerToken": token}))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"workerId": worker_id, "name": name, "workerToken": token})),
+    ))
 }
 
 #[tracing::instrument(skip_all)]
@@ -89,8 +109,17 @@ pub async fn revoke(
     Path(raw_id): Path<String>,
 ) -> Result<StatusCode> {
     let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::NotFound("no such worker".into()))?;
-    let cmd = WorkerCommand::Revoke { by: admin.username.clone() };
-    match execute(&s.workers, &id.to_string(), cmd, &rid.context(format!("admin:{}", admin.username))).await {
+    let cmd = WorkerCommand::Revoke {
+        by: admin.username.clone(),
+    };
+    match execute(
+        &s.workers,
+        &id.to_string(),
+        cmd,
+        &rid.context(format!("admin:{}", admin.username)),
+    )
+    .await
+    {
         // Revoking twice is harmless: the credential is void either way.
         Ok(_) | Err(ApiError::Conflict("already_revoked", _)) => {}
         Err(e) => return Err(e),

@@ -10,3 +10,4 @@ mod relay;
 mod replay;
 mod reports;
 mod republish;
+mod workers;

@@ -8,7 +8,9 @@ use uuid::Uuid;
 use crate::apply::ApplyError;
 
 pub async fn apply(tx: &mut PgConnection, env: &Envelope) -> Result<(), ApplyError> {
-    let event: WorkerEvent = env.decode(UPCASTERS).map_err(|e| ApplyError::Poison(e.to_string()))?;
+    let event: WorkerEvent = env
+        .decode(UPCASTERS)
+        .map_err(|e| ApplyError::Poison(e.to_string()))?;
     let id = Uuid::parse_str(&env.aggregate_id).map_err(|e| ApplyError::Poison(e.to_string()))?;
     match event {
         WorkerEvent::WorkerRegistered { name, .. } => {
