@@ -54,6 +54,29 @@ ensure_cmd curl
 # c. secrets
 ensure_secrets
 
+# c2. binaries (first: the api binary makes the callout key nats-server needs)
+log "building binaries: cargo build --bins ${CARGO_PROFILE_ARGS[*]} (target dir $CARGO_TARGET_DIR)"
+# 9>&-: nothing cargo spawns (an sccache server, say) may keep our lock.
+(cd "$ROOT" && cargo build --bins "${CARGO_PROFILE_ARGS[@]}" 9>&-)
+BIN="${CARGO_TARGET_DIR}/${PROFILE_DIR}"
+for exe in api projector janitor; do
+  [[ -x ${BIN}/${exe} ]] || die "cargo build produced no ${BIN}/${exe}"
+done
+# The worker binary arrives with the voice-analysis pipeline; until then there is none to start.
+HAVE_WORKER=""
+[[ -x ${BIN}/worker ]] && HAVE_WORKER=1
+
+# c3. the account key that signs worker credentials (auth callout): the public half goes to
+# nats-server (NATS_CALLOUT_ISSUER), the seed to the api (NATS_CALLOUT_ISSUER_SEED).
+SECRETS_FILE="${DEV_DIR}/secrets.env"
+if ! grep -q '^NATS_CALLOUT_ISSUER_SEED=' "$SECRETS_FILE"; then
+  (umask 077 && "${BIN}/api" gen-callout-key | grep '^NATS_CALLOUT_ISSUER' >>"$SECRETS_FILE")
+  log "generated the worker-credential signing key"
+fi
+load_env_file "$SECRETS_FILE"
+export NATS_CALLOUT_ISSUER NATS_CALLOUT_ISSUER_SEED
+
+
 # d. nats-server binary
 "${ROOT}/scripts/ensure-nats-server.sh" >/dev/null
 NATS_BIN="${BIN_DIR}/nats-server"
@@ -83,18 +106,6 @@ DATABASE_URL=$("${ROOT}/scripts/ensure-postgres.sh" 9>&-)
 export DATABASE_URL
 log "database: $DATABASE_URL"
 
-# g. binaries
-log "building binaries: cargo build --bins ${CARGO_PROFILE_ARGS[*]} (target dir $CARGO_TARGET_DIR)"
-# 9>&-: nothing cargo spawns (an sccache server, say) may keep our lock.
-(cd "$ROOT" && cargo build --bins "${CARGO_PROFILE_ARGS[@]}" 9>&-)
-BIN="${CARGO_TARGET_DIR}/${PROFILE_DIR}"
-for exe in api projector janitor; do
-  [[ -x ${BIN}/${exe} ]] || die "cargo build produced no ${BIN}/${exe}"
-done
-# The worker binary arrives with the voice-analysis pipeline; until then there is none to start.
-HAVE_WORKER=""
-[[ -x ${BIN}/worker ]] && HAVE_WORKER=1
-
 # h. migrations, streams, consumers, KV buckets (idempotent)
 log "api setup"
 if ! env NATS_USER=api NATS_PASSWORD="$NATS_API_PASSWORD" \
@@ -108,6 +119,7 @@ fi
 start_bg api env \
   HTTP_ADDR="$API_ADDR" DATABASE_URL="$DATABASE_URL" NATS_URL="$NATS_URL" \
   NATS_USER=api NATS_PASSWORD="$NATS_API_PASSWORD" ADMIN_JWT_SECRET="$ADMIN_JWT_SECRET" \
+  NATS_CALLOUT_ISSUER_SEED="$NATS_CALLOUT_ISSUER_SEED" NATS_SYS_USER=sys NATS_SYS_PASSWORD="$NATS_SYS_PASSWORD" \
   LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
   "${BIN}/api" serve
 start_bg projector env \
@@ -121,6 +133,16 @@ start_bg janitor env \
   LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
   "${BIN}/janitor" run
 
+# A local worker: registered once (through the same command as POST /admin/workers), its token
+# kept in .dev/worker.env. A WORKER_TOKEN from the environment or .env wins.
+if [[ -z ${WORKER_TOKEN:-} && -n $HAVE_WORKER && ! -s "${DEV_DIR}/worker.env" ]]; then
+  if (umask 077 && "${BIN}/api" worker-register --name local 2>>"$(log_file api-setup)" >"${DEV_DIR}/worker.env"); then
+    log "registered a local worker (token in .dev/worker.env)"
+  else
+    rm -f "${DEV_DIR}/worker.env"
+    warn "could not register a local worker; see $(log_file api-setup)"
+  fi
+fi
 load_env_file "${DEV_DIR}/worker.env"
 WORKER_STARTED=""
 if [[ -n ${WORKER_TOKEN:-} && -n $HAVE_WORKER ]]; then

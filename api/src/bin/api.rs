@@ -27,6 +27,14 @@ enum Command {
     /// Print a new account key pair for the worker auth callout, as env lines:
     /// NATS_CALLOUT_ISSUER (public, for nats-server) and NATS_CALLOUT_ISSUER_SEED (for the api).
     GenCalloutKey,
+    /// Register a worker (as POST /admin/workers does) and print `WORKER_TOKEN=…` once.
+    WorkerRegister {
+        #[command(flatten)]
+        conn: common::config::Connections,
+        /// The worker's name, shown in the admin list.
+        #[arg(long, default_value = "local")]
+        name: String,
+    },
 }
 
 #[tokio::main]
@@ -63,6 +71,31 @@ async fn main() -> anyhow::Result<()> {
             let js = async_nats::jetstream::new(nats);
             events::topology::ensure(&js, conn.jetstream_replicas).await?;
             tracing::info!("database migrated; JetStream topology in place");
+            Ok(())
+        }
+        Command::WorkerRegister { conn, name } => {
+            common::telemetry::init(&conn.log_format);
+            let pool = common::db::connect_lazy(&conn.database_url, 2)?;
+            common::db::migrate_with_retry(&pool, 30).await?;
+            let workers = cqrs_es::CqrsFramework::new(
+                api::app::event_store::<api::domain::worker::Worker>(
+                    &pool,
+                    events::worker::UPCASTERS,
+                ),
+                vec![],
+                (),
+            );
+            let id = uuid::Uuid::new_v4();
+            let token = api::domain::worker::new_token(id);
+            let cmd = api::domain::worker::WorkerCommand::Register {
+                name,
+                token_hash: api::domain::worker::hash_token(&token),
+            };
+            let ctx = api::commands::CommandContext::new("system:cli", None);
+            api::commands::execute(&workers, &id.to_string(), cmd, &ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("registering the worker: {e}"))?;
+            println!("WORKER_TOKEN={token}");
             Ok(())
         }
         Command::GenCalloutKey => {
