@@ -103,3 +103,79 @@ async fn postgres_down_is_a_503_with_retry_after_and_recovers_by_itself() {
         .is_some());
     api.stop().await;
 }
+
+#[tokio::test]
+async fn sigterm_lets_the_api_finish_and_loses_nothing() {
+    let db = Db::fresh().await.unwrap();
+    let nats = Nats::start().await.unwrap();
+    let port = testkit::free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_api"))
+        .arg("serve")
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", &db.url)
+        .env("NATS_URL", nats.url())
+        .env("NATS_USER", "api")
+        .env("NATS_PASSWORD", testkit::nats_password("api"))
+        .env("ADMIN_JWT_SECRET", crate::helpers::JWT_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let ready = testkit::eventually(Duration::from_secs(30), || {
+        let r = http.get(format!("{base}/readyz")).send();
+        async move { (r.await.ok()?.status() == StatusCode::OK).then_some(()) }
+    })
+    .await;
+    assert!(ready.is_some(), "api serve never became ready");
+    // Requests in flight while the signal arrives still complete.
+    let inflight: Vec<_> = (0..5)
+        .map(|_| {
+            http.post(format!("{base}/api/v1/admin/login"))
+                .form(&[("username", "nobody"), ("password", "x")])
+                .send()
+        })
+        .collect();
+    let seed = http
+        .post(format!("{base}/api/v1/admin/seed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seed.status(), StatusCode::CREATED);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    for r in futures::future::join_all(inflight).await {
+        assert_eq!(
+            r.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "an in-flight request was cut off"
+        );
+    }
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    // The seed's event is in Postgres and either published or still queued for the next relay.
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(nats.client("api").await.unwrap());
+    let published = crate::helpers::stream_contents(&js).await.len() as i64;
+    assert_eq!(stored, 1);
+    assert_eq!(
+        published + queued,
+        1,
+        "the event is published or still in the outbox, never lost"
+    );
+}
