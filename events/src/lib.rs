@@ -20,6 +20,7 @@ pub mod subject;
 pub mod task;
 pub mod topology;
 pub mod version;
+pub mod voice_task;
 pub mod worker;
 
 pub use envelope::{DecodeError, Envelope};

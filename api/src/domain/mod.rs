@@ -5,4 +5,5 @@ pub mod admin;
 pub mod phone_number;
 pub mod platform_user;
 pub mod session;
+pub mod voice_task;
 pub mod worker;

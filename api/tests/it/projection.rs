@@ -99,6 +99,31 @@ async fn activity(s: &Stack) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    for name in ["edge-1", "edge-2"] {
+        let r = s
+            .http
+            .post(s.url("/api/v1/admin/workers"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = r.json::<serde_json::Value>().await.unwrap()["workerId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if name == "edge-2" {
+            let r = s
+                .http
+                .delete(s.url(&format!("/api/v1/admin/workers/{id}")))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        }
+    }
     for (target, decision) in [(0, "permanent"), (1, "vindicated")] {
         let r = s
             .http
@@ -167,7 +192,7 @@ async fn fetch_all(
         })
         .await
         .unwrap();
-    let mut batch = consumer.fetch().max_messages(100).messages().await.unwrap();
+    let mut batch = consumer.fetch().max_messages(1000).messages().await.unwrap();
     let mut out = Vec::new();
     while let Some(m) = batch.next().await {
         out.push(m.unwrap());

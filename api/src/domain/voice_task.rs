@@ -1,0 +1,359 @@
+//! The `voice_task` aggregate (id = upload id = task id): a recording from upload to verdict.
+//!
+//! ```text
+//!  authorized ─Submit─► queued ─Start─► processing ─Complete─► completed
+//!                         ▲               │  ▲ Start (redelivered)
+//!                         │               └──┘
+//!                         │               ─Fail─► failed ─Requeue─► queued
+//! ```
+//! A task moves only along these arrows; exactly one `TaskCompleted` (a late duplicate result
+//! is refused); submitting twice returns the same task (idempotent, no new event).
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use events::task::AnalysisResult;
+use events::voice_task::VoiceTaskEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    #[default]
+    None,
+    Authorized,
+    Queued,
+    Processing,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub enum VoiceTaskCommand {
+    AuthorizeUpload {
+        object_key: String,
+        content_type: String,
+        content_length: u64,
+        expires_at: DateTime<Utc>,
+    },
+    Submit {
+        email: Option<String>,
+        caller_number: Option<String>,
+        language: Option<String>,
+        email_notification: bool,
+    },
+    Start {
+        worker_id: Uuid,
+    },
+    Complete {
+        worker_id: Uuid,
+        result: Box<AnalysisResult>,
+    },
+    Fail {
+        reason: String,
+        retryable: bool,
+    },
+    Requeue {
+        by: String,
+    },
+}
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum VoiceTaskError {
+    /// 404
+    #[error("no such upload")]
+    UnknownUpload,
+    /// 409
+    #[error("this upload id is already in use")]
+    UploadExists,
+    /// 409: the state machine forbids it.
+    #[error("a {0} task cannot {1}")]
+    InvalidTransition(&'static str, &'static str),
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VoiceTask {
+    status: TaskStatus,
+    object_key: String,
+    content_type: String,
+    content_length: u64,
+    attempts: u32,
+}
+
+impl VoiceTask {
+    pub fn status(&self) -> TaskStatus {
+        self.status
+    }
+
+    pub fn upload(&self) -> (&str, &str, u64) {
+        (&self.object_key, &self.content_type, self.content_length)
+    }
+
+    fn name(&self) -> &'static str {
+        match self.status {
+            TaskStatus::None => "unknown",
+            TaskStatus::Authorized => "unsubmitted",
+            TaskStatus::Queued => "queued",
+            TaskStatus::Processing => "processing",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+        }
+    }
+}
+
+impl Aggregate for VoiceTask {
+    const TYPE: &'static str = events::voice_task::AGGREGATE_TYPE;
+    type Command = VoiceTaskCommand;
+    type Event = VoiceTaskEvent;
+    type Error = VoiceTaskError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        use TaskStatus::*;
+        let refuse = |what| Err(VoiceTaskError::InvalidTransition(self.name(), what));
+        let event = match command {
+            VoiceTaskCommand::AuthorizeUpload {
+                object_key,
+                content_type,
+                content_length,
+                expires_at,
+            } => {
+                if self.status != None {
+                    return Err(VoiceTaskError::UploadExists);
+                }
+                VoiceTaskEvent::UploadAuthorized {
+                    object_key,
+                    content_type,
+                    content_length,
+                    expires_at,
+                }
+            }
+            VoiceTaskCommand::Submit {
+                email,
+                caller_number,
+                language,
+                email_notification,
+            } => match self.status {
+                None => return Err(VoiceTaskError::UnknownUpload),
+                Authorized => VoiceTaskEvent::TaskSubmitted {
+                    email,
+                    caller_number,
+                    language,
+                    email_notification,
+                },
+                // Idempotent: the same upload submitted again is the same task.
+                _ => return Ok(()),
+            },
+            VoiceTaskCommand::Start { worker_id } => match self.status {
+                Queued | Processing => VoiceTaskEvent::TaskStarted {
+                    worker_id,
+                    attempt: self.attempts + 1,
+                },
+                _ => return refuse("start"),
+            },
+            VoiceTaskCommand::Complete { worker_id, result } => match self.status {
+                Queued | Processing => VoiceTaskEvent::TaskCompleted { worker_id, result },
+                _ => return refuse("complete"),
+            },
+            VoiceTaskCommand::Fail { reason, retryable } => match self.status {
+                Queued | Processing => VoiceTaskEvent::TaskFailed {
+                    reason,
+                    retryable,
+                    attempts: self.attempts,
+                },
+                _ => return refuse("fail"),
+            },
+            VoiceTaskCommand::Requeue { by } => match self.status {
+                Failed => VoiceTaskEvent::TaskRequeued { by },
+                _ => return refuse("be retried"),
+            },
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            VoiceTaskEvent::UploadAuthorized {
+                object_key,
+                content_type,
+                content_length,
+                ..
+            } => {
+                self.status = TaskStatus::Authorized;
+                self.object_key = object_key;
+                self.content_type = content_type;
+                self.content_length = content_length;
+            }
+            VoiceTaskEvent::TaskSubmitted { .. } | VoiceTaskEvent::TaskRequeued { .. } => {
+                self.status = TaskStatus::Queued
+            }
+            VoiceTaskEvent::TaskStarted { attempt, .. } => {
+                self.status = TaskStatus::Processing;
+                self.attempts = attempt;
+            }
+            VoiceTaskEvent::TaskCompleted { .. } => self.status = TaskStatus::Completed,
+            VoiceTaskEvent::TaskFailed { .. } => self.status = TaskStatus::Failed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+    use events::task::{Analyzer, AudioFacts};
+
+    type Given = TestFramework<VoiceTask>;
+
+    fn authorized() -> VoiceTaskEvent {
+        VoiceTaskEvent::UploadAuthorized {
+            object_key: "uploads/u1".into(),
+            content_type: "audio/wav".into(),
+            content_length: 1000,
+            expires_at: "2026-11-21T10:00:00Z".parse().unwrap(),
+        }
+    }
+
+    fn submitted() -> VoiceTaskEvent {
+        VoiceTaskEvent::TaskSubmitted {
+            email: None,
+            caller_number: None,
+            language: None,
+            email_notification: false,
+        }
+    }
+
+    fn submit() -> VoiceTaskCommand {
+        VoiceTaskCommand::Submit {
+            email: None,
+            caller_number: None,
+            language: None,
+            email_notification: false,
+        }
+    }
+
+    fn w() -> Uuid {
+        Uuid::from_u128(7)
+    }
+
+    fn result() -> Box<AnalysisResult> {
+        Box::new(AnalysisResult {
+            verdict: "safe".into(),
+            risk_score: 0.0,
+            indicators: vec![],
+            transcript: None,
+            caller_number: None,
+            audio: AudioFacts {
+                duration_seconds: 1.0,
+                sample_rate: 8000,
+                channels: 1,
+                codec: "pcm_s16le".into(),
+                peak_dbfs: -6.0,
+                rms_dbfs: -9.0,
+                silence_ratio: 0.0,
+            },
+            analyzer: Analyzer {
+                name: "t".into(),
+                version: "1".into(),
+            },
+        })
+    }
+
+    #[test]
+    fn submitting_queues_once_and_again_is_the_same_task() {
+        Given::with(())
+            .given(vec![authorized()])
+            .when(submit())
+            .then_expect_events(vec![submitted()]);
+        Given::with(())
+            .given(vec![authorized(), submitted()])
+            .when(submit())
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given_no_previous_events()
+            .when(submit())
+            .then_expect_error(VoiceTaskError::UnknownUpload);
+    }
+
+    #[test]
+    fn redelivery_counts_attempts_and_only_one_completion_lands() {
+        let started = |attempt| VoiceTaskEvent::TaskStarted {
+            worker_id: w(),
+            attempt,
+        };
+        Given::with(())
+            .given(vec![authorized(), submitted(), started(1)])
+            .when(VoiceTaskCommand::Start { worker_id: w() })
+            .then_expect_events(vec![started(2)]);
+        let done = VoiceTaskEvent::TaskCompleted {
+            worker_id: w(),
+            result: result(),
+        };
+        Given::with(())
+            .given(vec![authorized(), submitted(), started(1)])
+            .when(VoiceTaskCommand::Complete {
+                worker_id: w(),
+                result: result(),
+            })
+            .then_expect_events(vec![done.clone()]);
+        Given::with(())
+            .given(vec![authorized(), submitted(), started(1), done])
+            .when(VoiceTaskCommand::Complete {
+                worker_id: w(),
+                result: result(),
+            })
+            .then_expect_error(VoiceTaskError::InvalidTransition("completed", "complete"));
+    }
+
+    #[test]
+    fn only_failed_tasks_are_requeued_and_then_run_again() {
+        let failed = VoiceTaskEvent::TaskFailed {
+            reason: "boom".into(),
+            retryable: true,
+            attempts: 5,
+        };
+        let requeued = VoiceTaskEvent::TaskRequeued { by: "admin".into() };
+        Given::with(())
+            .given(vec![authorized(), submitted()])
+            .when(VoiceTaskCommand::Requeue { by: "admin".into() })
+            .then_expect_error(VoiceTaskError::InvalidTransition("queued", "be retried"));
+        Given::with(())
+            .given(vec![authorized(), submitted(), failed.clone()])
+            .when(VoiceTaskCommand::Requeue { by: "admin".into() })
+            .then_expect_events(vec![requeued.clone()]);
+        Given::with(())
+            .given(vec![authorized(), submitted(), failed, requeued])
+            .when(VoiceTaskCommand::Start { worker_id: w() })
+            .then_expect_events(vec![VoiceTaskEvent::TaskStarted {
+                worker_id: w(),
+                attempt: 1,
+            }]);
+    }
+
+    #[test]
+    fn finished_tasks_do_not_move() {
+        let failed = VoiceTaskEvent::TaskFailed {
+            reason: "undecodable".into(),
+            retryable: false,
+            attempts: 1,
+        };
+        Given::with(())
+            .given(vec![authorized(), submitted(), failed])
+            .when(VoiceTaskCommand::Fail {
+                reason: "again".into(),
+                retryable: false,
+            })
+            .then_expect_error(VoiceTaskError::InvalidTransition("failed", "fail"));
+        Given::with(())
+            .given(vec![authorized()])
+            .when(VoiceTaskCommand::Start { worker_id: w() })
+            .then_expect_error(VoiceTaskError::InvalidTransition("unsubmitted", "start"));
+    }
+}

@@ -1,0 +1,64 @@
+//! Events of the `voice_task` aggregate (id = the upload id, which is also the task id).
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::task::AnalysisResult;
+use crate::version::Upcaster;
+
+pub const AGGREGATE_TYPE: &str = "voice_task";
+
+pub const UPCASTERS: &[Upcaster] = &[];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum VoiceTaskEvent {
+    /// A presigned PUT was issued for exactly this type and length.
+    UploadAuthorized {
+        object_key: String,
+        content_type: String,
+        content_length: u64,
+        expires_at: DateTime<Utc>,
+    },
+    /// The upload was checked and the task queued. `email` stays in Postgres (a secret field).
+    TaskSubmitted {
+        #[serde(default)]
+        email: Option<String>,
+        caller_number: Option<String>,
+        language: Option<String>,
+        email_notification: bool,
+    },
+    /// A worker took the job (again, after a redelivery: `attempt` counts).
+    TaskStarted { worker_id: Uuid, attempt: u32 },
+    TaskCompleted {
+        worker_id: Uuid,
+        result: Box<AnalysisResult>,
+    },
+    TaskFailed {
+        reason: String,
+        retryable: bool,
+        attempts: u32,
+    },
+    /// An admin asked for another run after a fix.
+    TaskRequeued { by: String },
+}
+
+impl DomainEvent for VoiceTaskEvent {
+    fn event_type(&self) -> String {
+        match self {
+            VoiceTaskEvent::UploadAuthorized { .. } => "UploadAuthorized",
+            VoiceTaskEvent::TaskSubmitted { .. } => "TaskSubmitted",
+            VoiceTaskEvent::TaskStarted { .. } => "TaskStarted",
+            VoiceTaskEvent::TaskCompleted { .. } => "TaskCompleted",
+            VoiceTaskEvent::TaskFailed { .. } => "TaskFailed",
+            VoiceTaskEvent::TaskRequeued { .. } => "TaskRequeued",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
