@@ -25,6 +25,7 @@ use crate::domain::admin::{Admin, AdminServices};
 use crate::domain::phone_number::PhoneNumber;
 use crate::domain::platform_user::{PlatformUser, PlatformUserServices};
 use crate::domain::session::Session;
+use crate::domain::voice_task::VoiceTask;
 use crate::domain::worker::Worker;
 use crate::evasion::EvasionCounter;
 use crate::kv_set::KvSet;
@@ -33,6 +34,7 @@ use crate::ratelimit::FailureLimiter;
 use crate::ratelimit::RateLimiter;
 use crate::relay::Relay;
 use crate::session_auth::{ObservedSessions, SessionVerifier};
+use crate::storage::Storage;
 use crate::turnstile::Turnstile;
 
 #[derive(Clone)]
@@ -59,6 +61,10 @@ pub struct AppState {
     pub workers: Arc<PostgresCqrs<Worker>>,
     /// Read access to workers (the auth callout checks tokens against it).
     pub worker_store: Arc<PersistedEventStore<PostgresEventRepository, Worker>>,
+    pub voice_tasks: Arc<PostgresCqrs<VoiceTask>>,
+    pub voice_task_store: Arc<PersistedEventStore<PostgresEventRepository, VoiceTask>>,
+    pub storage: Storage,
+    pub max_upload_bytes: u64,
     /// A system-account connection, to disconnect revoked workers (optional).
     pub nats_sys: Option<async_nats::Client>,
     pub tokens: Arc<AdminTokens>,
@@ -176,6 +182,7 @@ impl Api {
                 None
             }
         };
+        let storage = Storage::new(&config.s3);
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let replicas = config.conn.jetstream_replicas;
@@ -243,6 +250,10 @@ impl Api {
                 config.rate_limit_public_reads_per_minute,
             )),
             workers: Arc::new(cqrs(&pool, (), events::worker::UPCASTERS)),
+            voice_tasks: Arc::new(cqrs(&pool, (), events::voice_task::UPCASTERS)),
+            voice_task_store: Arc::new(event_store(&pool, events::voice_task::UPCASTERS)),
+            storage: storage.clone(),
+            max_upload_bytes: config.max_upload_bytes,
             worker_store: Arc::new(event_store(&pool, events::worker::UPCASTERS)),
             nats_sys,
             tokens: Arc::new(AdminTokens::new(

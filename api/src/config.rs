@@ -74,6 +74,11 @@ pub struct Config {
     /// revoked worker is out within this time even if a disconnect message was lost.
     #[arg(long, env = "WORKER_CREDENTIAL_TTL_SECONDS", default_value_t = 300)]
     pub worker_credential_ttl_seconds: i64,
+    #[command(flatten)]
+    pub s3: crate::storage::S3Config,
+    /// Largest recording accepted for upload, in bytes.
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
     /// Largest request body in bytes (uploads do not pass through the api).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -225,6 +225,17 @@ impl From<crate::domain::worker::WorkerError> for ApiError {
     }
 }
 
+impl From<crate::domain::voice_task::VoiceTaskError> for ApiError {
+    fn from(e: crate::domain::voice_task::VoiceTaskError) -> Self {
+        use crate::domain::voice_task::VoiceTaskError::*;
+        match e {
+            UnknownUpload => ApiError::unprocessable("upload_missing", e.to_string()),
+            UploadExists => ApiError::Conflict("upload_exists", e.to_string()),
+            InvalidTransition(..) => ApiError::Conflict("invalid_state", e.to_string()),
+        }
+    }
+}
+
 /// 404 for unknown routes, in the API's error shape.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())

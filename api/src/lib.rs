@@ -23,6 +23,7 @@ pub mod passwords;
 pub mod ratelimit;
 pub mod relay;
 pub mod session_auth;
+pub mod storage;
 pub mod turnstile;
 pub mod workers;
 

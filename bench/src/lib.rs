@@ -54,6 +54,14 @@ impl Stack {
             nats_sys_user: Some("sys".into()),
             nats_sys_password: Some(testkit::nats_password("sys").to_owned().into()),
             worker_credential_ttl_seconds: 300,
+            s3: api::storage::S3Config {
+                s3_endpoint_url: "http://127.0.0.1:9".into(),
+                s3_access_key_id: "none".into(),
+                s3_secret_access_key: "none".to_owned().into(),
+                s3_bucket_name: "blacklist-audio".into(),
+                s3_region: "us-east-1".into(),
+            },
+            max_upload_bytes: 25 * 1024 * 1024,
         };
         let api = api::Api::start(&config, Passwords::default()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -484,3 +484,79 @@ impl Drop for FakeTurnstile {
         self.task.abort();
     }
 }
+
+/// The pinned S3-compatible server: `S3_SERVER_BIN`, else whatever `scripts/ensure-s3.sh`
+/// installs (once per test process).
+pub fn s3_server_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("S3_SERVER_BIN") {
+            return PathBuf::from(p);
+        }
+        let out = std::process::Command::new("bash")
+            .arg(repo_root().join("scripts/ensure-s3.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running scripts/ensure-s3.sh");
+        assert!(out.status.success(), "scripts/ensure-s3.sh failed");
+        PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
+    })
+    .clone()
+}
+
+/// A real S3-compatible server (s3s-fs) on a free port, with one bucket, removed on drop.
+pub struct S3 {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    root: TempDir,
+    _child: Child,
+}
+
+impl S3 {
+    pub async fn start() -> anyhow::Result<S3> {
+        let root = TempDir::new("bl-s3");
+        let bucket = "blacklist-audio".to_string();
+        std::fs::create_dir_all(root.0.join(&bucket))?;
+        let port = free_port();
+        let (access_key, secret_key) = ("test-access".to_string(), "test-secret-key".to_string());
+        let child = Command::new(s3_server_bin())
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                &access_key,
+                "--secret-key",
+                &secret_key,
+            ])
+            .arg(&root.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting s3s-fs")?;
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..200 {
+            if TcpStream::connect(&addr).await.is_ok() {
+                return Ok(S3 {
+                    endpoint: format!("http://{addr}"),
+                    bucket,
+                    access_key,
+                    secret_key,
+                    root,
+                    _child: child,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("s3s-fs did not start")
+    }
+
+    /// Where objects land on disk (tests inspect uploads there).
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        self.root.0.join(&self.bucket).join(key)
+    }
+}

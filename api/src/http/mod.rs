@@ -5,6 +5,7 @@ pub mod extract;
 pub mod page;
 mod phones;
 mod reports;
+mod tasks;
 mod workers;
 
 use std::time::Instant;
@@ -32,6 +33,9 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .route("/admin/login", post(admin::login))
         .route("/admin/logout", post(admin::logout))
         .route("/admin/password", post(admin::change_password))
+        .route("/client/uploads/presigned-url", post(tasks::presign_upload))
+        .route("/client/tasks", post(tasks::submit))
+        .route("/client/tasks/{task_id}", get(tasks::status))
         .route("/client/phones/report", post(phones::report))
         .route("/client/phones/{phone_number}", get(phones::lookup))
         .route("/admin/phones", get(phones::list))

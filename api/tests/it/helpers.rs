@@ -7,7 +7,7 @@ use api::{Api, Config};
 use common::config::Connections;
 use reqwest::StatusCode;
 use serde_json::Value;
-use testkit::{Db, Nats};
+use testkit::{Db, Nats, S3};
 use tokio::sync::watch;
 
 pub const JWT_SECRET: &str = "integration-test-secret-integration-test";
@@ -17,6 +17,7 @@ pub const SESSION_SECRET: &str = "host-platform-session-secret-for-tests";
 pub struct Stack {
     pub db: Db,
     pub nats: Nats,
+    pub s3: S3,
     pub api: Instance,
     pub http: reqwest::Client,
     projector_stop: watch::Sender<bool>,
@@ -74,7 +75,28 @@ pub fn config(db_url: &str, nats: &Nats) -> Config {
         nats_sys_user: Some("sys".into()),
         nats_sys_password: Some(testkit::nats_password("sys").to_owned().into()),
         worker_credential_ttl_seconds: 300,
+        s3: api::storage::S3Config {
+            s3_endpoint_url: "http://127.0.0.1:9".into(),
+            s3_access_key_id: "none".into(),
+            s3_secret_access_key: "none".to_owned().into(),
+            s3_bucket_name: "blacklist-audio".into(),
+            s3_region: "us-east-1".into(),
+        },
+        max_upload_bytes: 1024 * 1024,
     }
+}
+
+/// [`config`] with storage on `s3`.
+pub fn config_with_s3(db_url: &str, nats: &Nats, s3: &S3) -> Config {
+    let mut cfg = config(db_url, nats);
+    cfg.s3 = api::storage::S3Config {
+        s3_endpoint_url: s3.endpoint.clone(),
+        s3_access_key_id: s3.access_key.clone(),
+        s3_secret_access_key: s3.secret_key.clone().into(),
+        s3_bucket_name: s3.bucket.clone(),
+        s3_region: "us-east-1".into(),
+    };
+    cfg
 }
 
 /// Starts an api instance serving on a random port.
@@ -99,10 +121,12 @@ impl Stack {
         common::telemetry::init("text");
         let db = Db::fresh().await.expect("database");
         let nats = Nats::start().await.expect("nats-server");
-        let api = start_api(config(&db.url, &nats)).await;
+        let s3 = S3::start().await.expect("s3 server");
+        let api = start_api(config_with_s3(&db.url, &nats, &s3)).await;
         let mut stack = Stack {
             db,
             nats,
+            s3,
             api,
             http: reqwest::Client::new(),
             projector_stop: watch::channel(false).0,

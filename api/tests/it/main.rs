@@ -10,4 +10,5 @@ mod relay;
 mod replay;
 mod reports;
 mod republish;
+mod tasks;
 mod workers;

@@ -192,7 +192,12 @@ async fn fetch_all(
         })
         .await
         .unwrap();
-    let mut batch = consumer.fetch().max_messages(1000).messages().await.unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1000)
+        .messages()
+        .await
+        .unwrap();
     let mut out = Vec::new();
     while let Some(m) = batch.next().await {
         out.push(m.unwrap());

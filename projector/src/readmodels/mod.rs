@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod phone_number;
 pub mod platform_user;
+pub mod voice_task;
 pub mod worker;
 
 /// Every table a rebuild empties, in deletion order.
@@ -18,4 +19,5 @@ pub const TABLES: &[&str] = &[
     "phone_reports",
     "phone_numbers",
     "workers",
+    "voice_tasks",
 ];

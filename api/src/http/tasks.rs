@@ -1,0 +1,351 @@
+//! `/client/uploads/presigned-url`, `/client/tasks`, `/client/tasks/{id}`.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use cqrs_es::{AggregateContext, EventStore};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::extract::{Json, RequestId};
+use super::phones::rate_limit;
+use crate::app::AppState;
+use crate::client_ip::ClientIp;
+use crate::commands::execute;
+use crate::domain::phone_number::normalize;
+use crate::domain::voice_task::{TaskStatus, VoiceTaskCommand};
+use crate::error::{ApiError, Result};
+use crate::storage::StorageError;
+
+/// Audio types accepted for upload.
+pub const AUDIO_TYPES: &[&str] = &[
+    "audio/wav",
+    "audio/x-wav",
+    "audio/wave",
+    "audio/mpeg",
+    "audio/mp3",
+    "audio/ogg",
+    "audio/webm",
+    "audio/mp4",
+    "audio/m4a",
+    "audio/x-m4a",
+    "audio/flac",
+    "audio/x-flac",
+    "audio/aac",
+];
+
+/// How long a presigned upload URL stays valid.
+pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
+/// Waits above this send the verdict by email too (when an address was given).
+pub const EMAIL_WAIT_THRESHOLD_SECONDS: i64 = 5 * 60;
+/// Analysis time assumed until there is history.
+pub const DEFAULT_ANALYSIS_SECONDS: f64 = 30.0;
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Unavailable(_) => ApiError::Unavailable("object storage"),
+            StorageError::Refused(msg) => ApiError::Internal(msg),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadBody {
+    content_type: Option<String>,
+    content_length: Option<i64>,
+    turnstile_token: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(ip = %ip))]
+pub async fn presign_upload(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    rid: RequestId,
+    Json(body): Json<UploadBody>,
+) -> Result<impl IntoResponse> {
+    rate_limit(&s.public_writes, ip)?;
+    let content_type = body
+        .content_type
+        .as_deref()
+        .map(|t| t.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if !AUDIO_TYPES.contains(&content_type.as_str()) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "contentType must be an audio type ({})",
+            AUDIO_TYPES.join(", ")
+        )));
+    }
+    let length = match body.content_length {
+        Some(n) if n > 0 => n as u64,
+        _ => {
+            return Err(ApiError::unprocessable(
+                "invalid_length",
+                "contentLength must be a positive number of bytes",
+            ))
+        }
+    };
+    if length > s.max_upload_bytes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "recordings may have at most {} bytes",
+            s.max_upload_bytes
+        )));
+    }
+    s.turnstile
+        .verify(body.turnstile_token.as_deref(), ip)
+        .await?;
+    let upload_id = Uuid::new_v4();
+    let key = format!("uploads/{upload_id}");
+    let expires_at =
+        Utc::now() + chrono::Duration::from_std(UPLOAD_URL_TTL).expect("small duration");
+    let presigned = s
+        .storage
+        .presign_put(&key, &content_type, length, UPLOAD_URL_TTL)
+        .await?;
+    let cmd = VoiceTaskCommand::AuthorizeUpload {
+        object_key: key,
+        content_type,
+        content_length: length,
+        expires_at,
+    };
+    execute(
+        &s.voice_tasks,
+        &upload_id.to_string(),
+        cmd,
+        &rid.context(format!("ip:{ip}")),
+    )
+    .await?;
+    let headers: serde_json::Map<String, Value> = presigned
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "uploadId": upload_id,
+            "url": presigned.url,
+            "method": "PUT",
+            "headers": headers,
+            "expiresAt": expires_at,
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitBody {
+    upload_id: Option<String>,
+    email: Option<String>,
+    caller_number: Option<String>,
+    language: Option<String>,
+    turnstile_token: Option<String>,
+}
+
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && e.len() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+}
+
+/// Queue position (1-based) of a task queued at `queued_at`, and the estimated wait.
+async fn queue_estimate(s: &AppState, queued_at: Option<DateTime<Utc>>) -> Result<(i64, i64)> {
+    let row = sqlx::query(
+        "SELECT (SELECT count(*) FROM voice_tasks WHERE status = 'queued' AND ($1::timestamptz IS NULL OR queued_at < $1)) AS ahead,
+                (SELECT avg(EXTRACT(EPOCH FROM completed_at - started_at))::float8 FROM (
+                    SELECT completed_at, started_at FROM voice_tasks
+                     WHERE status = 'completed' AND started_at IS NOT NULL
+                     ORDER BY completed_at DESC LIMIT 50) recent) AS avg_seconds,
+                (SELECT count(*) FROM worker_heartbeats h JOIN workers w USING (worker_id)
+                  WHERE w.revoked_at IS NULL AND h.last_seen_at > now() - interval '15 seconds') AS online",
+    )
+    .bind(queued_at)
+    .fetch_one(&s.pool)
+    .await
+    .map_err(ApiError::from_db)?;
+    let position = row.get::<i64, _>("ahead") + 1;
+    let avg = row
+        .get::<Option<f64>, _>("avg_seconds")
+        .unwrap_or(DEFAULT_ANALYSIS_SECONDS)
+        .max(1.0);
+    let workers = row.get::<i64, _>("online").max(1);
+    let rounds = (position + workers - 1) / workers;
+    Ok((position, (rounds as f64 * avg).ceil() as i64))
+}
+
+#[tracing::instrument(skip_all, fields(ip = %ip))]
+pub async fn submit(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    rid: RequestId,
+    Json(body): Json<SubmitBody>,
+) -> Result<impl IntoResponse> {
+    rate_limit(&s.public_writes, ip)?;
+    let upload_id = body
+        .upload_id
+        .as_deref()
+        .and_then(|u| Uuid::parse_str(u.trim()).ok())
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_id",
+                "uploadId must be the UUID from the presigned-url answer",
+            )
+        })?;
+    let email = body
+        .email
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty());
+    if email.as_deref().is_some_and(|e| !valid_email(e)) {
+        return Err(ApiError::unprocessable(
+            "invalid_email",
+            "email is not an email address",
+        ));
+    }
+    let caller_number = match body
+        .caller_number
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        Some(n) => Some(
+            normalize(n, None)
+                .map_err(|e| ApiError::unprocessable("invalid_phone_number", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let language = body
+        .language
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty());
+    if language
+        .as_deref()
+        .is_some_and(|l| l.len() > 35 || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_language",
+            "language must be a BCP 47 tag such as en or pt-BR",
+        ));
+    }
+    s.turnstile
+        .verify(body.turnstile_token.as_deref(), ip)
+        .await?;
+
+    let id = upload_id.to_string();
+    let mut task = s
+        .voice_task_store
+        .load_aggregate(&id)
+        .await
+        .map_err(ApiError::from_aggregate)?;
+    let task = task.aggregate();
+    let missing =
+        || ApiError::unprocessable("upload_missing", "nothing was uploaded for this uploadId");
+    match task.status() {
+        TaskStatus::None => return Err(missing()),
+        TaskStatus::Authorized => {
+            let (key, content_type, length) = task.upload();
+            let info = s.storage.head(key).await?.ok_or_else(missing)?;
+            if info.length != length
+                || info
+                    .content_type
+                    .as_deref()
+                    .is_some_and(|t| !t.eq_ignore_ascii_case(content_type))
+            {
+                return Err(ApiError::unprocessable(
+                    "upload_mismatch",
+                    "the uploaded file is not the one the URL was signed for",
+                ));
+            }
+            let (position, wait) = queue_estimate(&s, None).await?;
+            let email_notification = email.is_some() && wait > EMAIL_WAIT_THRESHOLD_SECONDS;
+            let cmd = VoiceTaskCommand::Submit {
+                email,
+                caller_number,
+                language,
+                email_notification,
+            };
+            execute(&s.voice_tasks, &id, cmd, &rid.context(format!("ip:{ip}"))).await?;
+            metrics::counter!("voice_tasks_submitted_total").increment(1);
+            return Ok((
+                StatusCode::ACCEPTED,
+                axum::Json(json!({
+                    "taskId": upload_id,
+                    "status": "queued",
+                    "queuePosition": position,
+                    "estimatedWaitSeconds": wait,
+                    "emailNotification": email_notification,
+                })),
+            ));
+        }
+        _ => {}
+    }
+    // Submitted before: the same task, as it stands now.
+    let view = task_view(&s, upload_id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({
+            "taskId": upload_id,
+            "status": view["status"],
+            "queuePosition": view.get("queuePosition").cloned().unwrap_or(Value::Null),
+            "estimatedWaitSeconds": view.get("estimatedWaitSeconds").cloned().unwrap_or(Value::Null),
+            "emailNotification": view.get("emailNotification").cloned().unwrap_or(Value::Bool(false)),
+        })),
+    ))
+}
+
+/// The task as API.md describes it, from the read model.
+pub async fn task_view(s: &AppState, id: Uuid) -> Result<Value> {
+    let row =
+        sqlx::query("SELECT * FROM voice_tasks WHERE task_id = $1 AND status <> 'authorized'")
+            .bind(id)
+            .fetch_optional(&s.pool)
+            .await
+            .map_err(ApiError::from_db)?
+            .ok_or_else(|| ApiError::NotFound("no such task".into()))?;
+    let status: String = row.get("status");
+    let mut v = json!({
+        "taskId": id,
+        "status": status,
+        "attempts": row.get::<i32, _>("attempts"),
+        "submittedAt": row.get::<Option<DateTime<Utc>>, _>("submitted_at"),
+        "startedAt": row.get::<Option<DateTime<Utc>>, _>("started_at"),
+        "completedAt": row.get::<Option<DateTime<Utc>>, _>("completed_at"),
+        "emailNotification": row.get::<bool, _>("email_notification"),
+    });
+    if status == "queued" {
+        let (position, wait) = queue_estimate(s, row.get("queued_at")).await?;
+        v["queuePosition"] = json!(position);
+        v["estimatedWaitSeconds"] = json!(wait);
+    }
+    if let Some(result) = row.get::<Option<Value>, _>("result") {
+        v["result"] = result;
+    }
+    if let Some(error) = row.get::<Option<String>, _>("error") {
+        v["error"] = json!(error);
+    }
+    Ok(v)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn status(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse> {
+    rate_limit(&s.public_reads, ip)?;
+    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound("no such task".into()))?;
+    Ok(axum::Json(task_view(&s, id).await?))
+}
