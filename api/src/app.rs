@@ -296,6 +296,15 @@ impl Api {
         }
         {
             let rx = common::shutdown::stopped(stop_rx.clone());
+            tasks.push(tokio::spawn(crate::pipeline::run_dispatcher(
+                state.clone(),
+                rx,
+            )));
+            let rx = common::shutdown::stopped(stop_rx.clone());
+            tasks.push(tokio::spawn(crate::pipeline::run_intake(state.clone(), rx)));
+        }
+        {
+            let rx = common::shutdown::stopped(stop_rx.clone());
             tasks.push(tokio::spawn(crate::workers::run_heartbeats(
                 state.pool.clone(),
                 state.nats.clone(),

@@ -20,6 +20,7 @@ pub mod evasion;
 pub mod http;
 pub mod kv_set;
 pub mod passwords;
+pub mod pipeline;
 pub mod ratelimit;
 pub mod relay;
 pub mod session_auth;

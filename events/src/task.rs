@@ -78,6 +78,8 @@ pub struct AnalysisResult {
     rename_all_fields = "camelCase"
 )]
 pub enum WorkerResult {
+    /// A worker took the job (published before it starts analysing).
+    Started { task_id: Uuid, worker_id: Uuid },
     Completed {
         task_id: Uuid,
         worker_id: Uuid,
@@ -90,6 +92,11 @@ pub enum WorkerResult {
         reason: String,
         retryable: bool,
     },
+}
+
+/// Subject of one task's job: `tasks.analyze.<taskId>`.
+pub fn job_subject(task_id: Uuid) -> String {
+    format!("tasks.analyze.{task_id}")
 }
 
 pub fn results_subject(worker_id: Uuid) -> String {

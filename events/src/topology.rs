@@ -24,14 +24,19 @@ pub const PHONE_REPUTATION_BUCKET: &str = "phone-reputation";
 /// Analysis jobs (work queue) and the durable consumer every worker pulls from.
 pub const TASKS_STREAM: &str = "TASKS";
 pub const WORKERS_CONSUMER: &str = "workers";
-/// Subject of analysis jobs.
+/// Subject prefix of analysis jobs (`tasks.analyze.<taskId>`).
 pub const TASK_SUBJECT: &str = "tasks.analyze";
+/// The api's durable consumers: jobs to dispatch (EVENTS), results to record (RESULTS).
+pub const DISPATCHER_CONSUMER: &str = "dispatcher";
+pub const INTAKE_CONSUMER: &str = "intake";
 /// Worker results (`results.<workerId>`).
 pub const RESULTS_STREAM: &str = "RESULTS";
 
 const TASKS_JSON: &str = include_str!("../../nats/jetstream/TASKS.json");
 const WORKERS_JSON: &str = include_str!("../../nats/jetstream/TASKS.workers.json");
 const RESULTS_JSON: &str = include_str!("../../nats/jetstream/RESULTS.json");
+const DISPATCHER_JSON: &str = include_str!("../../nats/jetstream/EVENTS.dispatcher.json");
+const INTAKE_JSON: &str = include_str!("../../nats/jetstream/RESULTS.intake.json");
 const EVENTS_JSON: &str = include_str!("../../nats/jetstream/EVENTS.json");
 const PROJECTOR_JSON: &str = include_str!("../../nats/jetstream/EVENTS.projector.json");
 
@@ -58,6 +63,16 @@ pub fn results_stream(replicas: usize) -> stream::Config {
 /// The durable pull consumer every worker shares.
 pub fn workers_consumer() -> consumer::pull::Config {
     serde_json::from_str(WORKERS_JSON).expect("nats/jetstream/TASKS.workers.json is valid")
+}
+
+/// The api's dispatcher on `EVENTS` (submitted and requeued tasks only).
+pub fn dispatcher_consumer() -> consumer::pull::Config {
+    serde_json::from_str(DISPATCHER_JSON).expect("nats/jetstream/EVENTS.dispatcher.json is valid")
+}
+
+/// The api's intake of worker results.
+pub fn intake_consumer() -> consumer::pull::Config {
+    serde_json::from_str(INTAKE_JSON).expect("nats/jetstream/RESULTS.intake.json is valid")
 }
 
 /// The projector's durable pull consumer on `EVENTS`.
@@ -115,6 +130,10 @@ pub async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<(), Topo
         .create_consumer(projector_consumer())
         .await
         .map_err(|e| TopologyError::new("create consumer projector", e))?;
+    stream
+        .create_consumer(dispatcher_consumer())
+        .await
+        .map_err(|e| TopologyError::new("create consumer dispatcher", e))?;
     for cfg in [tasks_stream(replicas), results_stream(replicas)] {
         ensure_stream(js, cfg).await?;
     }
@@ -124,6 +143,12 @@ pub async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<(), Topo
         .create_consumer(workers_consumer())
         .await
         .map_err(|e| TopologyError::new("create consumer workers", e))?;
+    js.get_stream(RESULTS_STREAM)
+        .await
+        .map_err(|e| TopologyError::new("get stream RESULTS", e))?
+        .create_consumer(intake_consumer())
+        .await
+        .map_err(|e| TopologyError::new("create consumer intake", e))?;
     ensure_kv(js, admin_revoked_bucket(replicas)).await?;
     ensure_kv(js, ip_bans_bucket(replicas)).await?;
     ensure_kv(js, phone_reputation_bucket(replicas)).await?;

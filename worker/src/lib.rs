@@ -183,6 +183,19 @@ impl Worker {
             }
         };
         *self.stats.current.lock().expect("stats lock") = Some(job.task_id);
+        // Tell the control plane who has the job (best effort: the result says it again).
+        let started = WorkerResult::Started {
+            task_id: job.task_id,
+            worker_id: self.id,
+        };
+        let bytes = serde_json::to_vec(&started).expect("results serialize");
+        if let Ok(ack) = self
+            .js
+            .publish(events::task::results_subject(self.id), bytes.into())
+            .await
+        {
+            let _ = ack.await;
+        }
         // Tell JetStream we are alive while a long analysis runs, so ack_wait does not expire.
         let progress = {
             let (client, reply) = (self.client.clone(), msg.reply.clone());

@@ -79,6 +79,8 @@ pub struct VoiceTask {
     content_type: String,
     content_length: u64,
     attempts: u32,
+    caller_number: Option<String>,
+    language: Option<String>,
 }
 
 impl VoiceTask {
@@ -88,6 +90,14 @@ impl VoiceTask {
 
     pub fn upload(&self) -> (&str, &str, u64) {
         (&self.object_key, &self.content_type, self.content_length)
+    }
+
+    pub fn caller_number(&self) -> Option<&str> {
+        self.caller_number.as_deref()
+    }
+
+    pub fn language(&self) -> Option<&str> {
+        self.language.as_deref()
     }
 
     fn name(&self) -> &'static str {
@@ -191,8 +201,18 @@ impl Aggregate for VoiceTask {
                 self.content_type = content_type;
                 self.content_length = content_length;
             }
-            VoiceTaskEvent::TaskSubmitted { .. } | VoiceTaskEvent::TaskRequeued { .. } => {
-                self.status = TaskStatus::Queued
+            VoiceTaskEvent::TaskSubmitted {
+                caller_number,
+                language,
+                ..
+            } => {
+                self.status = TaskStatus::Queued;
+                self.caller_number = caller_number;
+                self.language = language;
+            }
+            VoiceTaskEvent::TaskRequeued { .. } => {
+                self.status = TaskStatus::Queued;
+                self.attempts = 0;
             }
             VoiceTaskEvent::TaskStarted { attempt, .. } => {
                 self.status = TaskStatus::Processing;

@@ -175,3 +175,92 @@ async fn bad_uploads_and_submissions_get_clear_errors() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+/// Uploads a 2-second WAV and submits it; returns the task id.
+pub async fn upload_and_submit(s: &Stack, extra: Value) -> String {
+    let wav = worker::audio::tone_wav(2.0, 8000);
+    let upload: Value = presign(s, "audio/wav", wav.len() as u64)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(put(s, &upload, wav, "audio/wav").await.is_success());
+    let mut body = json!({"uploadId": upload["uploadId"]});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let r = submit(s, body).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    r.json::<Value>().await.unwrap()["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub async fn task(s: &Stack, id: &str) -> Value {
+    s.http
+        .get(s.url(&format!("/api/v1/client/tasks/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+pub async fn wait_status(s: &Stack, id: &str, status: &str, within: std::time::Duration) -> Value {
+    testkit::eventually(within, || async {
+        let t = task(s, id).await;
+        (t["status"] == status).then_some(t)
+    })
+    .await
+    .unwrap_or_else(|| panic!("task {id} never became {status}"))
+}
+
+#[tokio::test]
+async fn a_submitted_recording_is_analysed_by_a_worker_end_to_end() {
+    let s = Stack::start().await;
+    let password = s.seed().await;
+    let admin = s.token(&password).await;
+    let r = s
+        .http
+        .post(s.url("/api/v1/admin/workers"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "w"}))
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<Value>().await.unwrap()["workerToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let w = worker::Worker::connect(&crate::workers::worker_config(&s, &token, None))
+        .await
+        .unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(w.run(common::shutdown::stopped(rx)));
+
+    let id = upload_and_submit(&s, json!({"callerNumber": "+14155550100"})).await;
+    let done = wait_status(&s, &id, "completed", std::time::Duration::from_secs(30)).await;
+    let result = &done["result"];
+    assert_eq!(
+        result["verdict"], "inconclusive",
+        "no ASR configured: nothing to judge"
+    );
+    assert!((result["audio"]["durationSeconds"].as_f64().unwrap() - 2.0).abs() < 0.01);
+    assert_eq!(
+        result["callerNumber"]["phoneNumber"], "+14155550100",
+        "{done}"
+    );
+    assert!(result["analyzer"]["name"].is_string() && result["analyzer"]["version"].is_string());
+    assert_eq!(done["attempts"], 1);
+    assert!(done["startedAt"].is_string() && done["completedAt"].is_string());
+    let completed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'TaskCompleted'")
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(completed, 1);
+    let _ = stop.send(true);
+    let _ = running.await;
+}

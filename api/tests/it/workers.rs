@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::{pull::Config as PullConfig, AckPolicy};
+use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -41,7 +41,7 @@ async fn connect(s: &Stack, token: &str) -> Result<async_nats::Client, async_nat
         .await
 }
 
-fn worker_config(s: &Stack, token: &str, asr: Option<String>) -> worker::Config {
+pub fn worker_config(s: &Stack, token: &str, asr: Option<String>) -> worker::Config {
     worker::Config {
         nats_url: s.nats.url(),
         worker_token: token.to_owned().into(),
@@ -219,29 +219,19 @@ async fn publish_job(js: &async_nats::jetstream::Context, job: &Job) {
     .unwrap();
 }
 
-async fn next_results(js: &async_nats::jetstream::Context, n: usize) -> Vec<WorkerResult> {
-    let stream = js.get_stream("RESULTS").await.unwrap();
-    let consumer = stream
-        .get_or_create_consumer(
-            "test-results",
-            PullConfig {
-                durable_name: Some("test-results".into()),
-                ack_policy: AckPolicy::Explicit,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+/// Collects `n` final results (not `Started`) from a subscription to a worker's result subject
+/// (the api's intake consumes the RESULTS work queue; a core subscription sees the same messages).
+async fn next_results(sub: &mut async_nats::Subscriber, n: usize) -> Vec<WorkerResult> {
     let mut out = Vec::new();
-    let mut msgs = consumer.messages().await.unwrap();
     while out.len() < n {
-        let m = tokio::time::timeout(Duration::from_secs(30), msgs.next())
+        let m = tokio::time::timeout(Duration::from_secs(30), sub.next())
             .await
             .expect("a result in time")
-            .unwrap()
             .unwrap();
-        out.push(serde_json::from_slice(&m.payload).unwrap());
-        m.ack().await.unwrap();
+        let r: WorkerResult = serde_json::from_slice(&m.payload).unwrap();
+        if !matches!(r, WorkerResult::Started { .. }) {
+            out.push(r);
+        }
     }
     out
 }
@@ -293,6 +283,12 @@ async fn a_worker_analyses_jobs_and_refuses_bad_audio_without_retrying() {
     let running = tokio::spawn(w.run(common::shutdown::stopped(rx)));
 
     let js = s.js("api").await;
+    let api_client = s.nats.client("api").await.unwrap();
+    let mut results_sub = api_client
+        .subscribe(events::task::results_subject(wid))
+        .await
+        .unwrap();
+    api_client.flush().await.unwrap();
     let good = Job {
         task_id: Uuid::new_v4(),
         audio_url: format!("{audio}/tone.wav"),
@@ -315,7 +311,7 @@ async fn a_worker_analyses_jobs_and_refuses_bad_audio_without_retrying() {
         .await
         .unwrap();
 
-    let results = next_results(&js, 2).await;
+    let results = next_results(&mut results_sub, 2).await;
     let completed = results.iter().find_map(|r| match r {
         WorkerResult::Completed {
             task_id,

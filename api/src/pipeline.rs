@@ -1,0 +1,214 @@
+//! The voice-analysis pipeline's control-plane loops, run by every api instance (the durable
+//! consumers share the work):
+//!
+//! ```text
+//!  EVENTS ev.voice_task.*.TaskSubmitted|TaskRequeued ─dispatcher─► TASKS tasks.analyze.<taskId>
+//!        (presigned GET for the audio; Nats-Msg-Id <taskId>:<event sequence>; ack after the job is stored)
+//!  RESULTS results.<workerId> ─intake─► Start / Complete / Fail on the task
+//!        (a result from a worker for a task it does not hold is refused and logged)
+//! ```
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer, message::PublishMessage, AckKind};
+use cqrs_es::{AggregateContext, EventStore};
+use events::task::{Job, WorkerResult};
+use events::topology::{DISPATCHER_CONSUMER, EVENTS_STREAM, INTAKE_CONSUMER, RESULTS_STREAM};
+use events::voice_task::{VoiceTaskEvent, UPCASTERS};
+use events::Envelope;
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::commands::{execute, CommandContext};
+use crate::domain::voice_task::VoiceTaskCommand;
+use crate::error::ApiError;
+
+/// How long a worker's audio link stays valid (a job may wait in the queue).
+pub const AUDIO_URL_TTL: Duration = Duration::from_secs(6 * 24 * 3600);
+
+/// Runs `step` over a durable consumer's messages until `shutdown`, reconnecting after errors.
+async fn consume<F, Fut>(
+    js: jetstream::Context,
+    stream: &'static str,
+    consumer: &'static str,
+    step: F,
+    shutdown: impl Future<Output = ()>,
+) where
+    F: Fn(jetstream::Message) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let messages = async {
+            let c: PullConsumer = js.get_consumer_from_stream(consumer, stream).await?;
+            anyhow::Ok(c.messages().await?)
+        };
+        match tokio::select! { _ = &mut shutdown => return, m = messages => m } {
+            Ok(mut messages) => loop {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    m = messages.next() => match m {
+                        Some(Ok(msg)) => step(msg).await,
+                        Some(Err(e)) => { tracing::warn!(error = %e, consumer, "pull failed"); break }
+                        None => break,
+                    }
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, consumer, "consumer unavailable; retrying"),
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Publishes the job of task `id` (idempotent per `msg_id`).
+pub async fn dispatch(s: &AppState, id: Uuid, msg_id: String) -> Result<(), ApiError> {
+    let mut ctx = s
+        .voice_task_store
+        .load_aggregate(&id.to_string())
+        .await
+        .map_err(ApiError::from_aggregate)?;
+    let task = ctx.aggregate();
+    let (key, content_type, _) = task.upload();
+    let job = Job {
+        task_id: id,
+        audio_url: s.storage.presign_get(key, AUDIO_URL_TTL).await?,
+        content_type: Some(content_type.to_owned()),
+        caller_number: task.caller_number().map(str::to_owned),
+        language: task.language().map(str::to_owned),
+    };
+    let publish = PublishMessage::build()
+        .payload(serde_json::to_vec(&job).expect("jobs serialize").into())
+        .message_id(msg_id);
+    let ack =
+        s.js.send_publish(events::task::job_subject(id), publish)
+            .await
+            .map_err(|e| ApiError::Internal(format!("publishing the job: {e}")))?;
+    ack.await.map_err(|_| ApiError::Unavailable("nats"))?;
+    metrics::counter!("voice_jobs_dispatched_total").increment(1);
+    Ok(())
+}
+
+async fn dispatch_event(s: &AppState, msg: jetstream::Message) {
+    let env = match Envelope::from_bytes(&msg.payload) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::error!(error = %e, "unreadable event on the dispatcher; skipped");
+            let _ = msg.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let dispatchable = matches!(
+        env.decode::<VoiceTaskEvent>(UPCASTERS),
+        Ok(VoiceTaskEvent::TaskSubmitted { .. } | VoiceTaskEvent::TaskRequeued { .. })
+    );
+    let id = Uuid::parse_str(&env.aggregate_id);
+    let (true, Ok(id)) = (dispatchable, id) else {
+        let _ = msg.ack().await;
+        return;
+    };
+    match dispatch(s, id, format!("{id}:{}", env.sequence)).await {
+        Ok(()) => {
+            let _ = msg.ack().await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, task = %id, "dispatch failed; retrying");
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                .await;
+        }
+    }
+}
+
+/// Records one worker result. `Err` only for a transient failure (the message is retried).
+pub async fn record_result(s: &AppState, subject: &str, payload: &[u8]) -> Result<(), ApiError> {
+    let result: WorkerResult = match serde_json::from_slice(payload) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, subject, "malformed worker result refused");
+            return Ok(());
+        }
+    };
+    let (task, worker, cmd) = match result {
+        WorkerResult::Started { task_id, worker_id } => {
+            (task_id, worker_id, VoiceTaskCommand::Start { worker_id })
+        }
+        WorkerResult::Completed {
+            task_id,
+            worker_id,
+            result,
+        } => (
+            task_id,
+            worker_id,
+            VoiceTaskCommand::Complete { worker_id, result },
+        ),
+        WorkerResult::Failed {
+            task_id,
+            worker_id,
+            reason,
+            retryable,
+        } => (
+            task_id,
+            worker_id,
+            VoiceTaskCommand::Fail { reason, retryable },
+        ),
+    };
+    // A worker can only publish on its own subject; the payload must agree with it.
+    if subject.rsplit('.').next() != Some(worker.to_string().as_str()) {
+        tracing::warn!(subject, %worker, "result claims another worker; refused");
+        metrics::counter!("worker_results_refused_total").increment(1);
+        return Ok(());
+    }
+    let ctx = CommandContext::new(format!("worker:{worker}"), None);
+    match execute(&s.voice_tasks, &task.to_string(), cmd, &ctx).await {
+        Ok(_) => Ok(()),
+        Err(ApiError::Conflict(..) | ApiError::Unprocessable(..)) => {
+            tracing::warn!(%task, %worker, "result for a task this worker does not hold; refused");
+            metrics::counter!("worker_results_refused_total").increment(1);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn intake(s: &AppState, msg: jetstream::Message) {
+    match record_result(s, &msg.subject, &msg.payload).await {
+        Ok(()) => {
+            let _ = msg.ack().await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "result not recorded; retrying");
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                .await;
+        }
+    }
+}
+
+pub async fn run_dispatcher(s: AppState, shutdown: impl Future<Output = ()>) {
+    let js = s.js.clone();
+    consume(
+        js,
+        EVENTS_STREAM,
+        DISPATCHER_CONSUMER,
+        |m| dispatch_event(&s, m),
+        shutdown,
+    )
+    .await
+}
+
+pub async fn run_intake(s: AppState, shutdown: impl Future<Output = ()>) {
+    let js = s.js.clone();
+    consume(
+        js,
+        RESULTS_STREAM,
+        INTAKE_CONSUMER,
+        |m| intake(&s, m),
+        shutdown,
+    )
+    .await
+}
