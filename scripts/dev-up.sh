@@ -147,7 +147,8 @@ load_env_file "${DEV_DIR}/worker.env"
 WORKER_STARTED=""
 if [[ -n ${WORKER_TOKEN:-} && -n $HAVE_WORKER ]]; then
   # A worker needs only NATS and its token: it gets none of the control plane's secrets.
-  NO_SECRETS=(-u DATABASE_URL -u NATS_USER -u NATS_PASSWORD)
+  NO_SECRETS=(-u DATABASE_URL -u NATS_USER -u NATS_PASSWORD -u NATS_CALLOUT_ISSUER_SEED -u NATS_SYS_USER
+    -u SESSION_JWT_SECRET -u TURNSTILE_SECRET_KEY -u S3_SECRET_ACCESS_KEY)
   for key in "${SECRET_KEYS[@]}"; do
     NO_SECRETS+=(-u "$key")
   done

@@ -158,6 +158,7 @@ impl Api {
                     user: Some(user.clone()),
                     password: Some(password.expose().to_owned()),
                     token: None,
+                    inbox_prefix: None,
                 };
                 Some(
                     common::nats::connect(&config.conn.nats_url, "api-sys", &auth)

@@ -83,7 +83,7 @@ pub fn worker_permissions(worker: Uuid) -> Value {
             format!("$JS.API.STREAM.INFO.{reputation}"),
             format!("$JS.API.DIRECT.GET.{reputation}.>"),
         ]},
-        "sub": {"allow": ["_INBOX.>"]},
+        "sub": {"allow": [format!("{}.>", events::worker::inbox_prefix(worker))]},
         "subs": -1, "data": -1, "payload": -1,
     })
 }

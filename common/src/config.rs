@@ -71,6 +71,7 @@ impl Connections {
             user: self.nats_user.clone(),
             password: self.nats_password.as_ref().map(|s| s.expose().to_owned()),
             token: None,
+            inbox_prefix: None,
         }
     }
 }

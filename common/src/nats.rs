@@ -11,6 +11,9 @@ pub struct NatsAuth {
     pub password: Option<String>,
     /// A worker's token (auth callout); used when no user is set.
     pub token: Option<String>,
+    /// A private inbox prefix (workers: their permissions cover only `<prefix>.>`, so they
+    /// cannot read replies meant for other clients).
+    pub inbox_prefix: Option<String>,
 }
 
 impl std::fmt::Debug for NatsAuth {
@@ -43,6 +46,9 @@ pub async fn connect(
                 other => tracing::info!(event = %other, "nats event"),
             }
         });
+    if let Some(prefix) = &auth.inbox_prefix {
+        opts = opts.custom_inbox_prefix(prefix.clone());
+    }
     if let (Some(u), Some(p)) = (&auth.user, &auth.password) {
         opts = opts.user_and_password(u.clone(), p.clone());
     } else if let Some(t) = &auth.token {

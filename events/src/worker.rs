@@ -54,3 +54,8 @@ pub fn token_worker_id(token: &str) -> Option<uuid::Uuid> {
 pub fn heartbeat_subject(worker_id: uuid::Uuid) -> String {
     format!("workers.heartbeat.{worker_id}")
 }
+
+/// A worker's private inbox prefix: the only replies it can receive.
+pub fn inbox_prefix(worker_id: uuid::Uuid) -> String {
+    format!("_INBOX_{}", worker_id.simple())
+}

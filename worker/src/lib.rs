@@ -92,6 +92,8 @@ impl Worker {
             .context("WORKER_TOKEN is not a worker token")?;
         let auth = common::nats::NatsAuth {
             token: Some(token),
+            // Its permissions cover only this prefix: it cannot read other clients' replies.
+            inbox_prefix: Some(events::worker::inbox_prefix(id)),
             ..Default::default()
         };
         let client =

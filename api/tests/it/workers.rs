@@ -35,7 +35,11 @@ async fn register(s: &Stack, token: &str, name: &str) -> (Uuid, String) {
 }
 
 async fn connect(s: &Stack, token: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let prefix = events::worker::token_worker_id(token)
+        .map(events::worker::inbox_prefix)
+        .unwrap_or_default();
     async_nats::ConnectOptions::with_token(token.to_owned())
+        .custom_inbox_prefix(prefix)
         .connection_timeout(Duration::from_secs(3))
         .connect(s.nats.url())
         .await

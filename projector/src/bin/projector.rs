@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
                 user: Some(nats_user),
                 password: nats_password.map(|p| p.expose().to_owned()),
                 token: None,
+                inbox_prefix: None,
             };
             let nats = async_nats::ConnectOptions::new()
                 .user_and_password(
