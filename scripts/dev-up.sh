@@ -106,6 +106,28 @@ DATABASE_URL=$("${ROOT}/scripts/ensure-postgres.sh" 9>&-)
 export DATABASE_URL
 log "database: $DATABASE_URL"
 
+# g. the S3-compatible object store (s3s-fs, data under .dev/s3), unless S3_ENDPOINT_URL points
+# elsewhere. The api presigns uploads for it; workers download from it.
+export S3_ENDPOINT_URL=${S3_ENDPOINT_URL:-http://127.0.0.1:9100}
+export S3_ACCESS_KEY_ID=${S3_ACCESS_KEY_ID:-blacklist}
+export S3_SECRET_ACCESS_KEY=${S3_SECRET_ACCESS_KEY:-blacklist-dev-secret}
+export S3_BUCKET_NAME=${S3_BUCKET_NAME:-blacklist-audio}
+if [[ $S3_ENDPOINT_URL == http://127.0.0.1:9100 ]]; then
+  mkdir -p "${DEV_DIR}/s3/${S3_BUCKET_NAME}"
+  if pid=$(running_pid s3); then
+    log "object store already running (pid $pid)"
+  elif port_open 127.0.0.1 9100; then
+    log "something already listens on 127.0.0.1:9100; using it as the object store"
+  else
+    S3_BIN=$("${ROOT}/scripts/ensure-s3.sh" 9>&-)
+    start_bg s3 "$S3_BIN" --host 127.0.0.1 --port 9100 \
+      --access-key "$S3_ACCESS_KEY_ID" --secret-key "$S3_SECRET_ACCESS_KEY" "${DEV_DIR}/s3"
+  fi
+  for _ in $(seq 1 50); do port_open 127.0.0.1 9100 && break; sleep 0.1; done
+  port_open 127.0.0.1 9100 || die "the object store did not start; see $(log_file s3)"
+  log "object store ready on $S3_ENDPOINT_URL (bucket $S3_BUCKET_NAME)"
+fi
+
 # h. migrations, streams, consumers, KV buckets (idempotent)
 log "api setup"
 if ! env NATS_USER=api NATS_PASSWORD="$NATS_API_PASSWORD" \
@@ -190,6 +212,7 @@ blacklist is up
   projector  http://${PROJECTOR_ADDR}   janitor http://${JANITOR_ADDR}
   NATS       ${NATS_URL}   (monitor http://${NATS_HOST}:${NATS_MONITOR_PORT})
   Postgres   ${DATABASE_URL}
+  S3         ${S3_ENDPOINT_URL} (bucket ${S3_BUCKET_NAME})
   logs       ${LOG_DIR}
   first admin: curl -X POST http://${API_ADDR}/api/v1/admin/seed
 EOF

@@ -313,8 +313,24 @@ pub async fn task_view(s: &AppState, id: Uuid) -> Result<Value> {
             .bind(id)
             .fetch_optional(&s.pool)
             .await
-            .map_err(ApiError::from_db)?
-            .ok_or_else(|| ApiError::NotFound("no such task".into()))?;
+            .map_err(ApiError::from_db)?;
+    let Some(row) = row else {
+        // Just submitted, not projected yet: the aggregate knows (the read model follows within
+        // milliseconds), so a client polling right after its 202 never sees a 404.
+        let mut ctx = s
+            .voice_task_store
+            .load_aggregate(&id.to_string())
+            .await
+            .map_err(ApiError::from_aggregate)?;
+        if ctx.aggregate().status() != TaskStatus::Queued {
+            return Err(ApiError::NotFound("no such task".into()));
+        }
+        let (position, wait) = queue_estimate(s, None).await?;
+        return Ok(json!({
+            "taskId": id, "status": "queued", "attempts": 0,
+            "queuePosition": position, "estimatedWaitSeconds": wait,
+        }));
+    };
     let status: String = row.get("status");
     let mut v = json!({
         "taskId": id,

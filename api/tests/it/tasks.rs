@@ -241,6 +241,14 @@ async fn a_submitted_recording_is_analysed_by_a_worker_end_to_end() {
     let running = tokio::spawn(w.run(common::shutdown::stopped(rx)));
 
     let id = upload_and_submit(&s, json!({"callerNumber": "+14155550100"})).await;
+    // Polled at once: queued (never a 404 while the read model catches up).
+    let first = task(&s, &id).await;
+    assert!(
+        first["status"] == "queued"
+            || first["status"] == "processing"
+            || first["status"] == "completed",
+        "{first}"
+    );
     let done = wait_status(&s, &id, "completed", std::time::Duration::from_secs(30)).await;
     let result = &done["result"];
     assert_eq!(
