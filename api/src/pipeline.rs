@@ -65,32 +65,58 @@ async fn consume<F, Fut>(
     }
 }
 
-/// Publishes the job of task `id` (idempotent per `msg_id`).
-pub async fn dispatch(s: &AppState, id: Uuid, msg_id: String) -> Result<(), ApiError> {
-    let mut ctx = s
-        .voice_task_store
-        .load_aggregate(&id.to_string())
-        .await
-        .map_err(ApiError::from_aggregate)?;
-    let task = ctx.aggregate();
-    let (key, content_type, _) = task.upload();
-    let job = Job {
-        task_id: id,
-        audio_url: s.storage.presign_get(key, AUDIO_URL_TTL).await?,
-        content_type: Some(content_type.to_owned()),
-        caller_number: task.caller_number().map(str::to_owned),
-        language: task.language().map(str::to_owned),
-    };
-    let publish = PublishMessage::build()
-        .payload(serde_json::to_vec(&job).expect("jobs serialize").into())
-        .message_id(msg_id);
-    let ack =
-        s.js.send_publish(events::task::job_subject(id), publish)
+/// What publishing a job needs: the task's upload, a presigned link, JetStream.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub store: std::sync::Arc<
+        cqrs_es::persist::PersistedEventStore<
+            postgres_es::PostgresEventRepository,
+            crate::domain::voice_task::VoiceTask,
+        >,
+    >,
+    pub storage: crate::storage::Storage,
+    pub js: jetstream::Context,
+}
+
+impl Dispatcher {
+    /// Publishes the job of task `id` (idempotent per `msg_id` within the dedup window).
+    pub async fn dispatch(&self, id: Uuid, msg_id: String) -> Result<(), ApiError> {
+        let mut ctx = self
+            .store
+            .load_aggregate(&id.to_string())
+            .await
+            .map_err(ApiError::from_aggregate)?;
+        let task = ctx.aggregate();
+        let (key, content_type, _) = task.upload();
+        let job = Job {
+            task_id: id,
+            audio_url: self.storage.presign_get(key, AUDIO_URL_TTL).await?,
+            content_type: Some(content_type.to_owned()),
+            caller_number: task.caller_number().map(str::to_owned),
+            language: task.language().map(str::to_owned),
+        };
+        let publish = PublishMessage::build()
+            .payload(serde_json::to_vec(&job).expect("jobs serialize").into())
+            .message_id(msg_id);
+        let ack = self
+            .js
+            .send_publish(events::task::job_subject(id), publish)
             .await
             .map_err(|e| ApiError::Internal(format!("publishing the job: {e}")))?;
-    ack.await.map_err(|_| ApiError::Unavailable("nats"))?;
-    metrics::counter!("voice_jobs_dispatched_total").increment(1);
-    Ok(())
+        ack.await.map_err(|_| ApiError::Unavailable("nats"))?;
+        metrics::counter!("voice_jobs_dispatched_total").increment(1);
+        Ok(())
+    }
+}
+
+/// Publishes the job of task `id` (idempotent per `msg_id`).
+pub async fn dispatch(s: &AppState, id: Uuid, msg_id: String) -> Result<(), ApiError> {
+    let d = Dispatcher {
+        store: s.voice_task_store.clone(),
+        storage: s.storage.clone(),
+        js: s.js.clone(),
+    };
+    d.dispatch(id, msg_id).await
 }
 
 async fn dispatch_event(s: &AppState, msg: jetstream::Message) {

@@ -1,11 +1,14 @@
 //! The janitor: background care for the event backbone.
 //!
 //! ```text
+//!  tasks      dead letters and reconciliation of voice tasks (see [`tasks`])
 //!  every 5 s  outbox watchdog: depth and oldest age of unpublished events → metrics, a warning
 //!             when the relay has stalled (invariant 1 needs a live relay to hold end to end)
 //!  on demand  `janitor republish`: re-populate JetStream EVENTS from Postgres (invariant 6),
 //!             e.g. after a stream was lost; refuses while EVENTS still holds messages
 //! ```
+
+pub mod tasks;
 
 use std::future::Future;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  TASKS (durable "workers", pull) ──► job ──► GET audio_url ──► symphonia: audio facts
-//!        in-progress acks while busy          ──► ASR (optional, OpenAI-compatible)
+//!        in-progress acks every ack_wait/3          ──► ASR (optional, OpenAI-compatible)
 //!                                             ──► rules: indicators with evidence
 //!                                             ──► KV phone-reputation: caller standing
 //!  results.<workerId> ◄── Completed | Failed{retryable}      then ack (or nak to retry,
@@ -67,6 +67,16 @@ pub struct Config {
     pub log_format: String,
 }
 
+/// A spawned task that ends when its owner is dropped: if a job or the worker itself is
+/// cancelled, its in-progress acks and heartbeats stop too, so JetStream redelivers the job.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Counters reported in heartbeats.
 #[derive(Default)]
 pub struct Stats {
@@ -82,6 +92,9 @@ pub struct Worker {
     analyzer: Arc<Analyzer>,
     concurrency: usize,
     stats: Arc<Stats>,
+    /// How often to tell JetStream a job is still in progress: a third of the consumer's
+    /// ack_wait, read when the job stream opens.
+    progress_every: std::sync::atomic::AtomicU64,
 }
 
 impl Worker {
@@ -118,6 +131,7 @@ impl Worker {
             analyzer: Arc::new(analyzer),
             concurrency: config.concurrency.max(1),
             stats: Arc::default(),
+            progress_every: std::sync::atomic::AtomicU64::new(15_000),
         })
     }
 
@@ -129,7 +143,7 @@ impl Worker {
     /// shutdown are left unacknowledged and redelivered to another worker.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let heartbeat = tokio::spawn(heartbeats(self.client.clone(), self.id, self.stats.clone()));
+        let _heartbeat = AbortOnDrop(tokio::spawn(heartbeats(self.client.clone(), self.id, self.stats.clone())));
         let mut delay = Duration::from_millis(500);
         loop {
             tokio::select! {
@@ -144,18 +158,21 @@ impl Worker {
             }
             delay = (delay * 2).min(Duration::from_secs(10));
         }
-        heartbeat.abort();
         let _ = self.client.flush().await;
     }
 
     async fn consume(&self) -> anyhow::Result<()> {
-        let consumer: jetstream::consumer::PullConsumer = self
+        let mut consumer: jetstream::consumer::PullConsumer = self
             .js
             .get_consumer_from_stream(
                 events::topology::WORKERS_CONSUMER,
                 events::topology::TASKS_STREAM,
             )
             .await?;
+        let ack_wait = consumer.info().await?.config.ack_wait;
+        let every = (ack_wait / 3).max(Duration::from_millis(200));
+        self.progress_every
+            .store(every.as_millis() as u64, Ordering::Relaxed);
         let messages = consumer
             .stream()
             .max_messages_per_batch(self.concurrency)
@@ -199,18 +216,19 @@ impl Worker {
             let _ = ack.await;
         }
         // Tell JetStream we are alive while a long analysis runs, so ack_wait does not expire.
-        let progress = {
+        let every = Duration::from_millis(self.progress_every.load(Ordering::Relaxed));
+        let progress = AbortOnDrop({
             let (client, reply) = (self.client.clone(), msg.reply.clone());
             tokio::spawn(async move {
                 let Some(reply) = reply else { return };
                 loop {
-                    tokio::time::sleep(Duration::from_secs(15)).await;
+                    tokio::time::sleep(every).await;
                     let _ = client.publish(reply.clone(), "+WPI".into()).await;
                 }
             })
-        };
+        });
         let outcome = self.analyzer.analyze(&self.js, &job).await;
-        progress.abort();
+        drop(progress);
         *self.stats.current.lock().expect("stats lock") = None;
         let result = match outcome {
             Ok(result) => WorkerResult::Completed {

@@ -4,6 +4,7 @@ mod admin;
 pub mod extract;
 pub mod page;
 mod phones;
+mod queue;
 mod reports;
 mod tasks;
 mod workers;
@@ -42,6 +43,13 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .route("/admin/phones/{id}/approve", post(phones::approve))
         .route("/admin/phones/{id}/reject", post(phones::reject))
         .route("/admin/phones/{id}", axum::routing::delete(phones::delete))
+        .route("/admin/tasks", get(queue::list))
+        .route(
+            "/admin/tasks/retry-all-failed",
+            post(queue::retry_all_failed),
+        )
+        .route("/admin/tasks/{id}/retry", post(queue::retry))
+        .route("/admin/queue/stats", get(queue::stats))
         .route("/admin/workers", post(workers::register).get(workers::list))
         .route(
             "/admin/workers/{id}",

@@ -272,3 +272,307 @@ async fn a_submitted_recording_is_analysed_by_a_worker_end_to_end() {
     let _ = stop.send(true);
     let _ = running.await;
 }
+
+/// Shortens the workers consumer's ack_wait (and max_deliver) so redelivery shows in seconds.
+async fn tighten_workers_consumer(s: &Stack, ack_wait: std::time::Duration, max_deliver: i64) {
+    let js = s.js("api").await;
+    let stream = js.get_stream("TASKS").await.unwrap();
+    let mut cfg = events::topology::workers_consumer();
+    cfg.ack_wait = ack_wait;
+    cfg.max_deliver = max_deliver;
+    stream.update_consumer(cfg).await.unwrap();
+}
+
+async fn register_worker(s: &Stack, admin: &str, name: &str) -> String {
+    let r = s
+        .http
+        .post(s.url("/api/v1/admin/workers"))
+        .bearer_auth(admin)
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap()["workerToken"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn spawn_worker(
+    w: worker::Worker,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    (stop, tokio::spawn(w.run(common::shutdown::stopped(rx))))
+}
+
+/// An OpenAI-compatible ASR whose first call never answers (the worker holding it "hangs").
+async fn hanging_then_answering_asr() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/v1/audio/transcriptions",
+        axum::routing::post(move || {
+            let calls = calls.clone();
+            async move {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+                }
+                axum::Json(json!({"text": "please pay with gift cards right now"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+async fn count_events(s: &Stack, event_type: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
+        .bind(event_type)
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_dying_mid_analysis_loses_nothing_and_another_finishes_once() {
+    let s = Stack::start().await;
+    let admin = s.token(&s.seed().await).await;
+    tighten_workers_consumer(&s, std::time::Duration::from_secs(2), 5).await;
+    let asr = hanging_then_answering_asr().await;
+    let token_a = register_worker(&s, &admin, "doomed").await;
+    let token_b = register_worker(&s, &admin, "survivor").await;
+    let a = worker::Worker::connect(&crate::workers::worker_config(
+        &s,
+        &token_a,
+        Some(asr.clone()),
+    ))
+    .await
+    .unwrap();
+    let a_id = a.id;
+    let (_stop_a, run_a) = spawn_worker(a);
+
+    let id = upload_and_submit(&s, json!({})).await;
+    let processing = wait_status(&s, &id, "processing", std::time::Duration::from_secs(20)).await;
+    assert_eq!(processing["attempts"], 1);
+    // The worker dies mid-analysis: its task and its connection are gone, no ack ever sent.
+    run_a.abort();
+    let _ = run_a.await;
+
+    let b = worker::Worker::connect(&crate::workers::worker_config(&s, &token_b, Some(asr)))
+        .await
+        .unwrap();
+    let b_id = b.id;
+    let (stop_b, run_b) = spawn_worker(b);
+    let done = wait_status(&s, &id, "completed", std::time::Duration::from_secs(30)).await;
+    // gift cards (0.5) + urgency (0.25): 1 − 0.5·0.75 = 0.625 → suspicious.
+    assert_eq!(done["result"]["verdict"], "suspicious");
+    assert_eq!(done["result"]["riskScore"], 0.625);
+    s.projected().await;
+    let finished_by: uuid::Uuid =
+        sqlx::query_scalar("SELECT worker_id FROM voice_tasks WHERE task_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(finished_by, b_id);
+    assert_ne!(finished_by, a_id);
+    assert_eq!(
+        count_events(&s, "TaskCompleted").await,
+        1,
+        "exactly one completion"
+    );
+    assert!(done["attempts"].as_i64().unwrap() >= 2, "{done}");
+    let _ = stop_b.send(true);
+    let _ = run_b.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_last_delivery_the_task_fails_and_an_admin_retry_runs_it_once_more() {
+    let s = Stack::start().await;
+    let admin = s.token(&s.seed().await).await;
+    tighten_workers_consumer(&s, std::time::Duration::from_millis(800), 2).await;
+    let care = janitor::tasks::TaskCare::new(
+        s.db.pool.clone(),
+        s.js("janitor").await,
+        api::storage::Storage::new(&crate::helpers::config_with_s3(&s.db.url, &s.nats, &s.s3).s3),
+    );
+    let (stop_care, care_rx) = tokio::sync::watch::channel(false);
+    let care = tokio::spawn(care.run(common::shutdown::stopped(care_rx)));
+
+    let id = upload_and_submit(&s, json!({})).await;
+    // A worker that takes the job and never answers, twice.
+    let token = register_worker(&s, &admin, "silent").await;
+    let silent = async_nats::ConnectOptions::with_token(token.clone())
+        .custom_inbox_prefix(events::worker::inbox_prefix(
+            events::worker::token_worker_id(&token).unwrap(),
+        ))
+        .connect(s.nats.url())
+        .await
+        .unwrap();
+    let sjs = async_nats::jetstream::new(silent);
+    let consumer: async_nats::jetstream::consumer::PullConsumer = sjs
+        .get_consumer_from_stream("workers", "TASKS")
+        .await
+        .unwrap();
+    let mut taken = 0;
+    for _ in 0..20 {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(std::time::Duration::from_secs(1))
+            .messages()
+            .await
+            .unwrap();
+        while let Some(m) = futures::StreamExt::next(&mut batch).await {
+            m.unwrap();
+            taken += 1;
+        }
+        if taken >= 2 {
+            break;
+        }
+    }
+    assert_eq!(taken, 2, "the job was delivered twice");
+    // Workers keep asking for work; the server notices the exhausted job on the next pull.
+    let mut idle = consumer.fetch().max_messages(1).expires(std::time::Duration::from_secs(2)).messages().await.unwrap();
+    assert!(futures::StreamExt::next(&mut idle).await.is_none(), "a third delivery");
+    let failed = wait_status(&s, &id, "failed", std::time::Duration::from_secs(20)).await;
+    assert!(
+        failed["error"].as_str().unwrap().contains("2 deliveries"),
+        "{failed}"
+    );
+    let stats: Value = s
+        .http
+        .get(s.url("/api/v1/admin/queue/stats"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["failed"], 1);
+    let list: Value = s
+        .http
+        .get(s.url("/api/v1/admin/tasks?status=failed"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+
+    // After a fix: retry. It runs again, exactly once, on a healthy worker.
+    tighten_workers_consumer(&s, std::time::Duration::from_secs(30), 5).await;
+    let good = worker::Worker::connect(&crate::workers::worker_config(
+        &s,
+        &register_worker(&s, &admin, "fixed").await,
+        None,
+    ))
+    .await
+    .unwrap();
+    let (stop_w, run_w) = spawn_worker(good);
+    let r = s
+        .http
+        .post(s.url(&format!("/api/v1/admin/tasks/{id}/retry")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    wait_status(&s, &id, "completed", std::time::Duration::from_secs(30)).await;
+    let again = s
+        .http
+        .post(s.url(&format!("/api/v1/admin/tasks/{id}/retry")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::CONFLICT,
+        "only failed tasks are retried"
+    );
+    let all: Value = s
+        .http
+        .post(s.url("/api/v1/admin/tasks/retry-all-failed"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["requeued"], 0);
+    assert_eq!(count_events(&s, "TaskRequeued").await, 1);
+    assert_eq!(count_events(&s, "TaskCompleted").await, 1);
+    let _ = stop_w.send(true);
+    let _ = run_w.await;
+    let _ = stop_care.send(true);
+    let _ = care.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_lost_from_jetstream_is_dispatched_again() {
+    let s = Stack::start().await;
+    let admin = s.token(&s.seed().await).await;
+    let id = upload_and_submit(&s, json!({})).await;
+    let js = s.js("api").await;
+    let mut tasks = js.get_stream("TASKS").await.unwrap();
+    let dispatched = testkit::eventually(std::time::Duration::from_secs(10), || {
+        let js = js.clone();
+        async move {
+            let n = js
+                .get_stream("TASKS")
+                .await
+                .ok()?
+                .info()
+                .await
+                .ok()?
+                .state
+                .messages;
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    assert!(dispatched.is_some());
+    tasks.purge().await.unwrap();
+    assert_eq!(tasks.info().await.unwrap().state.messages, 0);
+    s.projected().await;
+
+    let mut care = janitor::tasks::TaskCare::new(
+        s.db.pool.clone(),
+        s.js("janitor").await,
+        api::storage::Storage::new(&crate::helpers::config_with_s3(&s.db.url, &s.nats, &s.s3).s3),
+    );
+    care.grace = std::time::Duration::ZERO;
+    assert_eq!(care.reconcile().await.unwrap(), (1, 0));
+    assert_eq!(tasks.info().await.unwrap().state.messages, 1);
+    assert_eq!(
+        care.reconcile().await.unwrap(),
+        (0, 0),
+        "a job present is left alone"
+    );
+
+    let w = worker::Worker::connect(&crate::workers::worker_config(
+        &s,
+        &register_worker(&s, &admin, "w").await,
+        None,
+    ))
+    .await
+    .unwrap();
+    let (stop, run) = spawn_worker(w);
+    wait_status(&s, &id, "completed", std::time::Duration::from_secs(30)).await;
+    assert_eq!(count_events(&s, "TaskCompleted").await, 1);
+    let _ = stop.send(true);
+    let _ = run.await;
+}

@@ -26,6 +26,9 @@ enum Command {
         /// Address of /healthz, /readyz and /metrics.
         #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8002")]
         http_addr: SocketAddr,
+        /// Storage, to give re-dispatched jobs a fresh download link.
+        #[command(flatten)]
+        s3: api::storage::S3Config,
     },
     /// Re-populate JetStream EVENTS from Postgres (after the stream was lost).
     Republish {
@@ -41,13 +44,24 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     common::config::load_dotenv();
     match Cli::parse().command {
-        Command::Run { conn, http_addr } => {
+        Command::Run {
+            conn,
+            http_addr,
+            s3,
+        } => {
             common::telemetry::init(&conn.log_format);
             let pool = common::db::connect_lazy(&conn.database_url, 4)?;
             common::db::migrate_with_retry(&pool, 30)
                 .await
                 .context("migrations")?;
             let nats = common::nats::connect(&conn.nats_url, "janitor", &conn.nats_auth()).await?;
+            let care = janitor::tasks::TaskCare::new(
+                pool.clone(),
+                async_nats::jetstream::new(nats.clone()),
+                api::storage::Storage::new(&s3),
+            );
+            let (stop_care, care_rx) = tokio::sync::watch::channel(false);
+            let care = tokio::spawn(care.run(common::shutdown::stopped(care_rx)));
             let readiness = common::ops::Readiness {
                 db: Some(pool.clone()),
                 nats: Some(nats),
@@ -58,6 +72,8 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {http_addr}"))?;
             tracing::info!(%http_addr, "janitor running");
             janitor::run(pool, common::shutdown::signal()).await;
+            let _ = stop_care.send(true);
+            let _ = care.await;
             ops.stop().await;
             Ok(())
         }
