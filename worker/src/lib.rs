@@ -143,7 +143,11 @@ impl Worker {
     /// shutdown are left unacknowledged and redelivered to another worker.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let _heartbeat = AbortOnDrop(tokio::spawn(heartbeats(self.client.clone(), self.id, self.stats.clone())));
+        let _heartbeat = AbortOnDrop(tokio::spawn(heartbeats(
+            self.client.clone(),
+            self.id,
+            self.stats.clone(),
+        )));
         let mut delay = Duration::from_millis(500);
         loop {
             tokio::select! {

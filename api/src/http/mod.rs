@@ -37,6 +37,7 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .route("/client/uploads/presigned-url", post(tasks::presign_upload))
         .route("/client/tasks", post(tasks::submit))
         .route("/client/tasks/{task_id}", get(tasks::status))
+        .route("/client/tasks/{task_id}/events", get(tasks::events))
         .route("/client/phones/report", post(phones::report))
         .route("/client/phones/{phone_number}", get(phones::lookup))
         .route("/admin/phones", get(phones::list))

@@ -365,3 +365,78 @@ pub async fn status(
     let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound("no such task".into()))?;
     Ok(axum::Json(task_view(&s, id).await?))
 }
+
+/// `GET /client/tasks/{id}/events`: server-sent `status` events, one per change, until the task
+/// completes or fails. Changes come from the task's own events on NATS; while it waits in the
+/// queue its position is refreshed every few seconds.
+#[tracing::instrument(skip_all)]
+pub async fn events(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(raw): Path<String>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures::Stream<
+            Item = std::result::Result<axum::response::sse::Event, std::convert::Infallible>,
+        >,
+    >,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
+    rate_limit(&s.public_reads, ip)?;
+    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound("no such task".into()))?;
+    let first = task_view(&s, id).await?;
+    let mut changes = s
+        .nats
+        .subscribe(events::subject::aggregate_filter(
+            events::voice_task::AGGREGATE_TYPE,
+            &id.to_string(),
+        ))
+        .await
+        .map_err(|_| ApiError::Unavailable("nats"))?;
+    let stream = async_stream_lite(move |tx| async move {
+        let mut last = first;
+        if tx.send(last.clone()).await.is_err() {
+            return;
+        }
+        let mut refresh = tokio::time::interval(Duration::from_secs(3));
+        loop {
+            if last["status"] == "completed" || last["status"] == "failed" {
+                return;
+            }
+            tokio::select! {
+                m = changes.next() => if m.is_none() { return },
+                _ = refresh.tick() => {}
+            }
+            // The read model follows the event within milliseconds; give it a moment.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let Ok(now) = task_view(&s, id).await else {
+                continue;
+            };
+            if now != last {
+                last = now;
+                if tx.send(last.clone()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .map(|v| {
+        Ok(Event::default()
+            .event("status")
+            .json_data(v)
+            .unwrap_or_else(|_| Event::default()))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// A stream fed by a task through a channel (ends when the task ends or the client leaves).
+fn async_stream_lite<F, Fut>(f: F) -> impl futures::Stream<Item = Value>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Value>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(f(tx));
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -441,8 +441,17 @@ async fn after_the_last_delivery_the_task_fails_and_an_admin_retry_runs_it_once_
     }
     assert_eq!(taken, 2, "the job was delivered twice");
     // Workers keep asking for work; the server notices the exhausted job on the next pull.
-    let mut idle = consumer.fetch().max_messages(1).expires(std::time::Duration::from_secs(2)).messages().await.unwrap();
-    assert!(futures::StreamExt::next(&mut idle).await.is_none(), "a third delivery");
+    let mut idle = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(std::time::Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    assert!(
+        futures::StreamExt::next(&mut idle).await.is_none(),
+        "a third delivery"
+    );
     let failed = wait_status(&s, &id, "failed", std::time::Duration::from_secs(20)).await;
     assert!(
         failed["error"].as_str().unwrap().contains("2 deliveries"),
@@ -573,6 +582,58 @@ async fn a_job_lost_from_jetstream_is_dispatched_again() {
     let (stop, run) = spawn_worker(w);
     wait_status(&s, &id, "completed", std::time::Duration::from_secs(30)).await;
     assert_eq!(count_events(&s, "TaskCompleted").await, 1);
+    let _ = stop.send(true);
+    let _ = run.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_stream_pushes_each_change_until_the_verdict() {
+    let s = Stack::start().await;
+    let admin = s.token(&s.seed().await).await;
+    let id = upload_and_submit(&s, json!({})).await;
+    let resp = s
+        .http
+        .get(s.url(&format!("/api/v1/client/tasks/{id}/events")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut resp = resp;
+
+    let w = worker::Worker::connect(&crate::workers::worker_config(
+        &s,
+        &register_worker(&s, &admin, "w").await,
+        None,
+    ))
+    .await
+    .unwrap();
+    let (stop, run) = spawn_worker(w);
+    let mut text = String::new();
+    let mut statuses = Vec::new();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let frame: String = text.drain(..end + 2).collect();
+                if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")) {
+                    assert!(frame.contains("event: status"), "{frame}");
+                    let v: Value = serde_json::from_str(data.trim()).unwrap();
+                    statuses.push(v["status"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stream did not end after the verdict: {statuses:?}"
+    );
+    assert_eq!(statuses.first().map(String::as_str), Some("queued"));
+    assert_eq!(statuses.last().map(String::as_str), Some("completed"));
     let _ = stop.send(true);
     let _ = run.await;
 }
