@@ -65,6 +65,8 @@ pub struct AppState {
     pub voice_task_store: Arc<PersistedEventStore<PostgresEventRepository, VoiceTask>>,
     pub storage: Storage,
     pub max_upload_bytes: u64,
+    /// Waits longer than this email the verdict (when an address was given).
+    pub email_notify_after_seconds: i64,
     /// A system-account connection, to disconnect revoked workers (optional).
     pub nats_sys: Option<async_nats::Client>,
     pub tokens: Arc<AdminTokens>,
@@ -255,6 +257,7 @@ impl Api {
             voice_task_store: Arc::new(event_store(&pool, events::voice_task::UPCASTERS)),
             storage: storage.clone(),
             max_upload_bytes: config.max_upload_bytes,
+            email_notify_after_seconds: config.email.email_notify_after_seconds,
             worker_store: Arc::new(event_store(&pool, events::worker::UPCASTERS)),
             nats_sys,
             tokens: Arc::new(AdminTokens::new(
@@ -303,6 +306,13 @@ impl Api {
             )));
             let rx = common::shutdown::stopped(stop_rx.clone());
             tasks.push(tokio::spawn(crate::pipeline::run_intake(state.clone(), rx)));
+            match crate::notifier::Notifier::new(state.pool.clone(), config.email.clone()) {
+                Some(notifier) => {
+                    let rx = common::shutdown::stopped(stop_rx.clone());
+                    tasks.push(tokio::spawn(notifier.run(state.js.clone(), rx)));
+                }
+                None => tracing::warn!("no RESEND_API_KEY: verdict emails are off"),
+            }
         }
         {
             let rx = common::shutdown::stopped(stop_rx.clone());

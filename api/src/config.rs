@@ -76,6 +76,8 @@ pub struct Config {
     pub worker_credential_ttl_seconds: i64,
     #[command(flatten)]
     pub s3: crate::storage::S3Config,
+    #[command(flatten)]
+    pub email: crate::notifier::EmailConfig,
     /// Largest recording accepted for upload, in bytes.
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,

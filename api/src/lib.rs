@@ -19,6 +19,7 @@ pub mod error;
 pub mod evasion;
 pub mod http;
 pub mod kv_set;
+pub mod notifier;
 pub mod passwords;
 pub mod pipeline;
 pub mod ratelimit;

@@ -62,6 +62,13 @@ impl Stack {
                 s3_region: "us-east-1".into(),
             },
             max_upload_bytes: 25 * 1024 * 1024,
+            email: api::notifier::EmailConfig {
+                resend_api_key: None,
+                resend_api_url: "http://127.0.0.1:9".into(),
+                email_from: "blacklist <test@localhost>".into(),
+                public_base_url: "http://127.0.0.1:8000".into(),
+                email_notify_after_seconds: 300,
+            },
         };
         let api = api::Api::start(&config, Passwords::default()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

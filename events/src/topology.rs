@@ -29,6 +29,8 @@ pub const TASK_SUBJECT: &str = "tasks.analyze";
 /// The api's durable consumers: jobs to dispatch (EVENTS), results to record (RESULTS).
 pub const DISPATCHER_CONSUMER: &str = "dispatcher";
 pub const INTAKE_CONSUMER: &str = "intake";
+/// The api's verdict emails (EVENTS, completed tasks).
+pub const NOTIFIER_CONSUMER: &str = "notifier";
 /// Worker results (`results.<workerId>`).
 pub const RESULTS_STREAM: &str = "RESULTS";
 
@@ -36,6 +38,7 @@ const TASKS_JSON: &str = include_str!("../../nats/jetstream/TASKS.json");
 const WORKERS_JSON: &str = include_str!("../../nats/jetstream/TASKS.workers.json");
 const RESULTS_JSON: &str = include_str!("../../nats/jetstream/RESULTS.json");
 const DISPATCHER_JSON: &str = include_str!("../../nats/jetstream/EVENTS.dispatcher.json");
+const NOTIFIER_JSON: &str = include_str!("../../nats/jetstream/EVENTS.notifier.json");
 const INTAKE_JSON: &str = include_str!("../../nats/jetstream/RESULTS.intake.json");
 const EVENTS_JSON: &str = include_str!("../../nats/jetstream/EVENTS.json");
 const PROJECTOR_JSON: &str = include_str!("../../nats/jetstream/EVENTS.projector.json");
@@ -68,6 +71,11 @@ pub fn workers_consumer() -> consumer::pull::Config {
 /// The api's dispatcher on `EVENTS` (submitted and requeued tasks only).
 pub fn dispatcher_consumer() -> consumer::pull::Config {
     serde_json::from_str(DISPATCHER_JSON).expect("nats/jetstream/EVENTS.dispatcher.json is valid")
+}
+
+/// The api's verdict emails.
+pub fn notifier_consumer() -> consumer::pull::Config {
+    serde_json::from_str(NOTIFIER_JSON).expect("nats/jetstream/EVENTS.notifier.json is valid")
 }
 
 /// The api's intake of worker results.
@@ -134,6 +142,10 @@ pub async fn ensure(js: &jetstream::Context, replicas: usize) -> Result<(), Topo
         .create_consumer(dispatcher_consumer())
         .await
         .map_err(|e| TopologyError::new("create consumer dispatcher", e))?;
+    stream
+        .create_consumer(notifier_consumer())
+        .await
+        .map_err(|e| TopologyError::new("create consumer notifier", e))?;
     for cfg in [tasks_stream(replicas), results_stream(replicas)] {
         ensure_stream(js, cfg).await?;
     }

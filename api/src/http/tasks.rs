@@ -41,8 +41,6 @@ pub const AUDIO_TYPES: &[&str] = &[
 
 /// How long a presigned upload URL stays valid.
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
-/// Waits above this send the verdict by email too (when an address was given).
-pub const EMAIL_WAIT_THRESHOLD_SECONDS: i64 = 5 * 60;
 /// Analysis time assumed until there is history.
 pub const DEFAULT_ANALYSIS_SECONDS: f64 = 30.0;
 
@@ -270,7 +268,7 @@ pub async fn submit(
                 ));
             }
             let (position, wait) = queue_estimate(&s, None).await?;
-            let email_notification = email.is_some() && wait > EMAIL_WAIT_THRESHOLD_SECONDS;
+            let email_notification = email.is_some() && wait > s.email_notify_after_seconds;
             let cmd = VoiceTaskCommand::Submit {
                 email,
                 caller_number,

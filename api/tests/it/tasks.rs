@@ -637,3 +637,130 @@ async fn the_status_stream_pushes_each_change_until_the_verdict() {
     let _ = stop.send(true);
     let _ = run.await;
 }
+
+/// Speaks Resend's API: `POST /emails` → `{"id"}`. The first call fails with a 500.
+async fn fake_resend() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>,
+) {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/emails",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let log = log.clone();
+                async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let mut log = log.lock().unwrap();
+                    log.push((key, body));
+                    if log.len() == 1 {
+                        (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            axum::Json(json!({"message": "try again"})),
+                        )
+                    } else {
+                        (
+                            StatusCode::OK,
+                            axum::Json(json!({"id": format!("em_{}", log.len())})),
+                        )
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (base, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_wait_sends_the_verdict_by_email_once_despite_a_provider_error() {
+    let s = Stack::start().await;
+    let (resend, seen) = fake_resend().await;
+    let mut cfg = crate::helpers::config_with_s3(&s.db.url, &s.nats, &s.s3);
+    cfg.email.resend_api_key = Some("re_test".to_owned().into());
+    cfg.email.resend_api_url = resend;
+    cfg.email.email_notify_after_seconds = 0; // every wait counts as long here
+    let api = crate::helpers::start_api(cfg).await;
+    s.wait_ready(&api.base).await;
+    let admin = s.token(&s.seed().await).await;
+
+    let wav = worker::audio::tone_wav(1.0, 8000);
+    let upload: Value = s
+        .http
+        .post(format!("{}/api/v1/client/uploads/presigned-url", api.base))
+        .json(&json!({"contentType": "audio/wav", "contentLength": wav.len()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(put(&s, &upload, wav, "audio/wav").await.is_success());
+    let submitted: Value = s
+        .http
+        .post(format!("{}/api/v1/client/tasks", api.base))
+        .json(&json!({"uploadId": upload["uploadId"], "email": "ann@example.org"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(submitted["emailNotification"], true);
+    let id = submitted["taskId"].as_str().unwrap().to_owned();
+    let no_email = upload_and_submit(&s, json!({})).await;
+
+    let w = worker::Worker::connect(&crate::workers::worker_config(
+        &s,
+        &register_worker(&s, &admin, "w").await,
+        None,
+    ))
+    .await
+    .unwrap();
+    let (stop, run) = spawn_worker(w);
+    wait_status(&s, &id, "completed", std::time::Duration::from_secs(30)).await;
+    wait_status(
+        &s,
+        &no_email,
+        "completed",
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    let sent = testkit::eventually(std::time::Duration::from_secs(20), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM email_notifications")
+            .fetch_one(&s.db.pool)
+            .await
+            .ok()?;
+        (n == 1).then_some(())
+    })
+    .await;
+    assert!(sent.is_some(), "the verdict was never emailed");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        2,
+        "one failed attempt, one delivery, nothing more"
+    );
+    for (key, body) in &seen {
+        assert_eq!(key.as_deref(), Some(format!("verdict-{id}").as_str()));
+        assert_eq!(body["to"], json!(["ann@example.org"]));
+        assert!(body["subject"].as_str().unwrap().contains("inconclusive"));
+        assert!(
+            body["text"].as_str().unwrap().contains(&id),
+            "the email links to the result"
+        );
+    }
+    let _ = stop.send(true);
+    let _ = run.await;
+    api.stop().await;
+}
