@@ -638,13 +638,12 @@ async fn the_status_stream_pushes_each_change_until_the_verdict() {
     let _ = run.await;
 }
 
+/// Emails the fake provider received: (Idempotency-Key, body).
+type Mailbox = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>;
+
 /// Speaks Resend's API: `POST /emails` → `{"id"}`. The first call fails with a 500.
-async fn fake_resend() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>,
-) {
-    use std::sync::{Arc, Mutex};
-    let seen: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+async fn fake_resend() -> (String, Mailbox) {
+    let seen: Mailbox = Default::default();
     let log = seen.clone();
     let app = axum::Router::new().route(
         "/emails",
