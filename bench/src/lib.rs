@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use api::passwords::Passwords;
-use testkit::{Db, Nats};
+use testkit::{Db, Nats, S3};
 use tokio::sync::watch;
 
 /// The host platform's session-token key the bench signs with.
@@ -25,6 +25,7 @@ pub fn percentiles(mut samples: Vec<Duration>) -> (f64, f64, f64) {
 pub struct Stack {
     pub db: Db,
     pub nats: Nats,
+    pub s3: S3,
     pub base: String,
     stop: watch::Sender<bool>,
 }
@@ -33,6 +34,7 @@ impl Stack {
     pub async fn start() -> anyhow::Result<Stack> {
         let db = Db::fresh().await?;
         let nats = Nats::start().await?;
+        let s3 = S3::start().await?;
         let config = api::Config {
             conn: conn(&db.url, &nats, "api"),
             http_addr: "127.0.0.1:0".parse()?,
@@ -55,10 +57,10 @@ impl Stack {
             nats_sys_password: Some(testkit::nats_password("sys").to_owned().into()),
             worker_credential_ttl_seconds: 300,
             s3: api::storage::S3Config {
-                s3_endpoint_url: "http://127.0.0.1:9".into(),
-                s3_access_key_id: "none".into(),
-                s3_secret_access_key: "none".to_owned().into(),
-                s3_bucket_name: "blacklist-audio".into(),
+                s3_endpoint_url: s3.endpoint.clone(),
+                s3_access_key_id: s3.access_key.clone(),
+                s3_secret_access_key: s3.secret_key.clone().into(),
+                s3_bucket_name: s3.bucket.clone(),
                 s3_region: "us-east-1".into(),
             },
             max_upload_bytes: 25 * 1024 * 1024,
@@ -97,6 +99,7 @@ impl Stack {
         Ok(Stack {
             db,
             nats,
+            s3,
             base,
             stop,
         })
@@ -291,4 +294,49 @@ pub fn rss_bytes() -> u64 {
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map(|pages| pages * 4096)
         .unwrap_or(0)
+}
+
+/// Raw JetStream work queue: publish a message, a pull consumer takes and acks it; `n`
+/// messages one after another. Returns (messages/s, p50 ms, p99 ms) of publish→ack.
+pub async fn jetstream_workqueue_loop(nats: &Nats, n: usize) -> anyhow::Result<(f64, f64, f64)> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy};
+    use futures::StreamExt;
+    let js = async_nats::jetstream::new(nats.client("api").await?);
+    let name = format!("WQ{}", uuid::Uuid::new_v4().simple());
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("wq.{name}")],
+            retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        })
+        .await?;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("c".into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let payload = bytes::Bytes::from(vec![b'x'; 300]);
+    let mut lat = Vec::with_capacity(n);
+    let started = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        js.publish(format!("wq.{name}"), payload.clone())
+            .await?
+            .await?;
+        let m = messages
+            .next()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("no message"))?
+            .map_err(|e| anyhow::anyhow!(e))?;
+        m.double_ack().await.map_err(|e| anyhow::anyhow!(e))?;
+        lat.push(t.elapsed());
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let (p50, p99, _) = percentiles(lat);
+    js.delete_stream(&name).await?;
+    Ok((rate, p50, p99))
 }

@@ -124,6 +124,8 @@ async fn activity(s: &Stack) {
             assert_eq!(r.status(), StatusCode::NO_CONTENT);
         }
     }
+    // A recording waiting for analysis (voice_tasks).
+    crate::tasks::upload_and_submit(s, serde_json::json!({"callerNumber": "+14155550100"})).await;
     for (target, decision) in [(0, "permanent"), (1, "vindicated")] {
         let r = s
             .http

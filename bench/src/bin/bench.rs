@@ -175,7 +175,131 @@ async fn main() -> anyhow::Result<()> {
     println!();
     reports_and_bans(&stack, &http).await?;
     phone_lookups(&stack).await?;
+    voice_pipeline(&stack, &http).await?;
     Ok(())
+}
+
+/// Issue 5: recordings end to end (submit → completed) with 1, 2 and 4 workers.
+async fn voice_pipeline(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<()> {
+    const TASKS: usize = 60;
+    println!();
+    println!(
+        "voice analysis, no-op recordings (0.6 s WAV), submit → completed, workers in this process"
+    );
+    let wav = worker::audio::tone_wav(0.6, 8000);
+    for workers in [1usize, 2, 4] {
+        // Upload everything first: the figure is the pipeline, not the uploads.
+        let mut ids = Vec::with_capacity(TASKS);
+        for _ in 0..TASKS {
+            let up: serde_json::Value = http
+                .post(stack.url("/api/v1/client/uploads/presigned-url"))
+                .json(&serde_json::json!({"contentType": "audio/wav", "contentLength": wav.len()}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let mut put = http
+                .put(up["url"].as_str().unwrap_or_default())
+                .body(wav.clone());
+            for (k, v) in up["headers"].as_object().cloned().unwrap_or_default() {
+                if !k.eq_ignore_ascii_case("content-length") {
+                    put = put.header(k, v.as_str().unwrap_or_default());
+                }
+            }
+            anyhow::ensure!(put.send().await?.status().is_success(), "upload failed");
+            ids.push(up["uploadId"].as_str().unwrap_or_default().to_owned());
+        }
+        let mut running = Vec::new();
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        for i in 0..workers {
+            let token = register_worker(stack, &format!("bench-{workers}-{i}")).await?;
+            let cfg = worker::Config {
+                nats_url: stack.nats.url(),
+                worker_token: token.into(),
+                http_addr: None,
+                concurrency: 1,
+                asr_url: None,
+                asr_api_key: None,
+                asr_model: "whisper-1".into(),
+                rules_file: None,
+                max_audio_bytes: 1 << 20,
+                log_format: "text".into(),
+            };
+            let w = worker::Worker::connect(&cfg).await?;
+            running.push(tokio::spawn(w.run(common::shutdown::stopped(rx.clone()))));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        for id in &ids {
+            let r = http
+                .post(stack.url("/api/v1/client/tasks"))
+                .json(&serde_json::json!({"uploadId": id}))
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().as_u16() == 202, "submit: {}", r.status());
+        }
+        let uuids: Vec<uuid::Uuid> = ids.iter().filter_map(|i| i.parse().ok()).collect();
+        let done = testkit::eventually(Duration::from_secs(120), || async {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM voice_tasks WHERE task_id = ANY($1) AND status = 'completed'",
+            )
+            .bind(&uuids)
+            .fetch_one(&stack.db.pool)
+            .await
+            .ok()?;
+            (n == TASKS as i64).then_some(())
+        })
+        .await;
+        anyhow::ensure!(done.is_some(), "the tasks did not complete");
+        let secs = started.elapsed().as_secs_f64();
+        let pickups: Vec<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM started_at - queued_at)::float8 FROM voice_tasks WHERE task_id = ANY($1)",
+        )
+        .bind(&uuids)
+        .fetch_all(&stack.db.pool)
+        .await?;
+        let (p50, p99, _) = percentiles(
+            pickups
+                .iter()
+                .map(|s| Duration::from_secs_f64(s.max(0.0)))
+                .collect(),
+        );
+        println!(
+            "  {workers} worker(s): {:>6.1} tasks/s   pickup after queueing p50 {p50:.0} ms  p99 {p99:.0} ms",
+            TASKS as f64 / secs
+        );
+        let _ = stop.send(true);
+        for r in running {
+            let _ = r.await;
+        }
+    }
+    let (rate, p50, p99) = bench::jetstream_workqueue_loop(&stack.nats, 2000).await?;
+    println!("  raw JetStream work queue, publish → pull → ack one at a time: {rate:.0} msg/s  p50 {p50:.2} ms  p99 {p99:.2} ms");
+    Ok(())
+}
+
+async fn register_worker(stack: &Stack, name: &str) -> anyhow::Result<String> {
+    let pool = stack.db.pool.clone();
+    let workers = cqrs_es::CqrsFramework::new(
+        api::app::event_store::<api::domain::worker::Worker>(&pool, events::worker::UPCASTERS),
+        vec![],
+        (),
+    );
+    let id = uuid::Uuid::new_v4();
+    let token = api::domain::worker::new_token(id);
+    let cmd = api::domain::worker::WorkerCommand::Register {
+        name: name.into(),
+        token_hash: api::domain::worker::hash_token(&token),
+    };
+    api::commands::execute(
+        &workers,
+        &id.to_string(),
+        cmd,
+        &api::commands::CommandContext::new("system:bench", None),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(token)
 }
 
 /// Issue 3: report ingestion, the IP-ban check at 1,000,000 banned IPs, refused requests.
