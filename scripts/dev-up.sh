@@ -62,7 +62,7 @@ BIN="${CARGO_TARGET_DIR}/${PROFILE_DIR}"
 for exe in api projector janitor; do
   [[ -x ${BIN}/${exe} ]] || die "cargo build produced no ${BIN}/${exe}"
 done
-# The worker binary arrives with the voice-analysis pipeline; until then there is none to start.
+# A worker is started only when its binary was built.
 HAVE_WORKER=""
 [[ -x ${BIN}/worker ]] && HAVE_WORKER=1
 

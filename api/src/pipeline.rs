@@ -137,6 +137,22 @@ async fn dispatch_event(s: &AppState, msg: jetstream::Message) {
         let _ = msg.ack().await;
         return;
     };
+    // Only a task still waiting gets a job: replaying history (a republish, a reset consumer)
+    // must not analyse finished tasks again.
+    let status = match s.voice_task_store.load_aggregate(&id.to_string()).await {
+        Ok(mut ctx) => ctx.aggregate().status(),
+        Err(e) => {
+            tracing::warn!(error = %e, task = %id, "task not readable; retrying");
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                .await;
+            return;
+        }
+    };
+    if status != crate::domain::voice_task::TaskStatus::Queued {
+        let _ = msg.ack().await;
+        return;
+    }
     match dispatch(s, id, format!("{id}:{}", env.sequence)).await {
         Ok(()) => {
             let _ = msg.ack().await;

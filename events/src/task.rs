@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// One analysis job (`tasks.analyze`). `Nats-Msg-Id` is `<taskId>:<attempt>`.
+/// One analysis job (`tasks.analyze.<taskId>`). `Nats-Msg-Id` is `<taskId>:<sequence of the
+/// TaskSubmitted or TaskRequeued event>` (or `<taskId>:reconciled:<time>` when re-dispatched).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {

@@ -61,7 +61,7 @@ pub enum VoiceTaskCommand {
 
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum VoiceTaskError {
-    /// 404
+    /// 422 `upload_missing` on submission (404 for an admin retry)
     #[error("no such upload")]
     UnknownUpload,
     /// 409
@@ -181,6 +181,7 @@ impl Aggregate for VoiceTask {
             },
             VoiceTaskCommand::Requeue { by } => match self.status {
                 Failed => VoiceTaskEvent::TaskRequeued { by },
+                None => return Err(VoiceTaskError::UnknownUpload),
                 _ => return refuse("be retried"),
             },
         };

@@ -69,9 +69,12 @@ pub async fn presign_upload(
     Json(body): Json<UploadBody>,
 ) -> Result<impl IntoResponse> {
     rate_limit(&s.public_writes, ip)?;
+    // Parameters (`audio/webm;codecs=opus`) are dropped: the URL is signed for the base type,
+    // which the answer's `headers` carry.
     let content_type = body
         .content_type
         .as_deref()
+        .and_then(|t| t.split(';').next())
         .map(|t| t.trim().to_ascii_lowercase())
         .unwrap_or_default();
     if !AUDIO_TYPES.contains(&content_type.as_str()) {

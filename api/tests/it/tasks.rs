@@ -138,6 +138,11 @@ async fn bad_uploads_and_submissions_get_clear_errors() {
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let r = presign(&s, "audio/wav", 0).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Parameters are fine; the URL is signed for the base type.
+    let r = presign(&s, "audio/webm;codecs=opus", 100).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let headers = r.json::<Value>().await.unwrap()["headers"].clone();
+    assert_eq!(headers["content-type"], "audio/webm");
     for body in [
         json!({}),
         json!({"uploadId": "nope"}),
@@ -240,6 +245,7 @@ async fn a_submitted_recording_is_analysed_by_a_worker_end_to_end() {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(w.run(common::shutdown::stopped(rx)));
 
+    let js_api = s.js("api").await;
     let id = upload_and_submit(&s, json!({"callerNumber": "+14155550100"})).await;
     // Polled at once: queued (never a 404 while the read model catches up).
     let first = task(&s, &id).await;
@@ -269,6 +275,55 @@ async fn a_submitted_recording_is_analysed_by_a_worker_end_to_end() {
             .await
             .unwrap();
     assert_eq!(completed, 1);
+
+    // Results for tasks this worker does not hold are refused (and logged): a second completion
+    // of a finished task, a completion of a task that does not exist.
+    let client = async_nats::ConnectOptions::with_token(token.clone())
+        .custom_inbox_prefix(events::worker::inbox_prefix(
+            events::worker::token_worker_id(&token).unwrap(),
+        ))
+        .connect(s.nats.url())
+        .await
+        .unwrap();
+    let wjs = async_nats::jetstream::new(client);
+    let worker_id = events::worker::token_worker_id(&token).unwrap();
+    let late: events::task::AnalysisResult = serde_json::from_value(result.clone()).unwrap();
+    for task_id in [id.parse().unwrap(), uuid::Uuid::new_v4()] {
+        let forged = events::task::WorkerResult::Completed {
+            task_id,
+            worker_id,
+            result: Box::new(late.clone()),
+        };
+        wjs.publish(
+            events::task::results_subject(worker_id),
+            serde_json::to_vec(&forged).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let drained = testkit::eventually(std::time::Duration::from_secs(10), || {
+        let js = js_api.clone();
+        async move {
+            let mut c = js
+                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                    "intake", "RESULTS",
+                )
+                .await
+                .ok()?;
+            let info = c.info().await.ok()?;
+            (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+        }
+    })
+    .await;
+    assert!(drained.is_some(), "the intake did not settle");
+    let completed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'TaskCompleted'")
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(completed, 1, "late or foreign results changed nothing");
     let _ = stop.send(true);
     let _ = running.await;
 }
@@ -511,6 +566,14 @@ async fn after_the_last_delivery_the_task_fails_and_an_admin_retry_runs_it_once_
         StatusCode::CONFLICT,
         "only failed tasks are retried"
     );
+    let unknown = s
+        .http
+        .post(s.url(&format!("/api/v1/admin/tasks/{}/retry", uuid::Uuid::new_v4())))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     let all: Value = s
         .http
         .post(s.url("/api/v1/admin/tasks/retry-all-failed"))
