@@ -50,6 +50,23 @@ impl PageQuery {
     }
 }
 
+/// Cuts rows fetched with `LIMIT limit + 1` to the page, and makes the cursor of the next page
+/// from the page's last row (`None` at the end).
+pub fn split_page<T, C: Serialize>(
+    mut rows: Vec<T>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> C,
+) -> (Vec<T>, Option<String>) {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    let next = if more {
+        rows.last().map(|last| encode_cursor(&cursor_of(last)))
+    } else {
+        None
+    };
+    (rows, next)
+}
+
 pub fn encode_cursor<C: Serialize>(c: &C) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).expect("cursor serializes"))
 }

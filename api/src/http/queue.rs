@@ -10,7 +10,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::extract::{Query, RequestId};
-use super::page::{encode_cursor, PageQuery};
+use super::page::{split_page, PageQuery};
 use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::commands::execute;
@@ -56,11 +56,8 @@ pub async fn list(
     .fetch_all(&s.pool)
     .await
     .map_err(ApiError::from_db)?;
-    let more = rows.len() as i64 > limit;
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let next = more.then(|| {
-        let last = &rows[rows.len() - 1];
-        encode_cursor(&(last.get::<i64, _>("at_us"), last.get::<Uuid, _>("task_id")))
+    let (rows, next) = split_page(rows, limit, |r| {
+        (r.get::<i64, _>("at_us"), r.get::<Uuid, _>("task_id"))
     });
     let items: Vec<Value> = rows
         .iter()

@@ -12,7 +12,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::extract::{Json, Query, RequestId};
-use super::page::{encode_cursor, PageQuery};
+use super::page::{split_page, PageQuery};
 use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::client_ip::ClientIp;
@@ -336,12 +336,9 @@ pub async fn blacklist(
     .fetch_one(&s.pool)
     .await
     .map_err(ApiError::from_db)?;
-    let more = rows.len() as i64 > limit;
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let next = more.then(|| {
-        let last = &rows[rows.len() - 1];
-        let at: DateTime<Utc> = last.get("banned_at");
-        encode_cursor(&(at.timestamp_millis(), last.get::<String, _>("user_id")))
+    let (rows, next) = split_page(rows, limit, |r| {
+        let at: DateTime<Utc> = r.get("banned_at");
+        (at.timestamp_millis(), r.get::<String, _>("user_id"))
     });
     let items: Vec<Value> = rows
         .iter()
@@ -459,12 +456,9 @@ pub async fn reports(
     .fetch_all(&s.pool)
     .await
     .map_err(ApiError::from_db)?;
-    let more = rows.len() as i64 > limit;
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let next = more.then(|| {
-        let last = &rows[rows.len() - 1];
-        let at: DateTime<Utc> = last.get("created_at");
-        encode_cursor(&(at.timestamp_micros(), last.get::<Uuid, _>("report_id")))
+    let (rows, next) = split_page(rows, limit, |r| {
+        let at: DateTime<Utc> = r.get("created_at");
+        (at.timestamp_micros(), r.get::<Uuid, _>("report_id"))
     });
     let items: Vec<ReportView> = rows.iter().map(report_view).collect();
     Ok(axum::Json(

@@ -568,7 +568,10 @@ async fn after_the_last_delivery_the_task_fails_and_an_admin_retry_runs_it_once_
     );
     let unknown = s
         .http
-        .post(s.url(&format!("/api/v1/admin/tasks/{}/retry", uuid::Uuid::new_v4())))
+        .post(s.url(&format!(
+            "/api/v1/admin/tasks/{}/retry",
+            uuid::Uuid::new_v4()
+        )))
         .bearer_auth(&admin)
         .send()
         .await
