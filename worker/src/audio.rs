@@ -3,7 +3,7 @@
 use std::io::Cursor;
 
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL, CODEC_TYPE_OPUS};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::MediaSourceStream;
@@ -44,8 +44,94 @@ fn dbfs(x: f64) -> f64 {
     }
 }
 
-/// Decodes every packet of the first audio track.
+/// Running level statistics over interleaved samples.
+struct Levels {
+    frames: u64,
+    peak: f64,
+    sum_sq: f64,
+    count: u64,
+    windows: u64,
+    silent_windows: u64,
+    win_sq: f64,
+    win_n: u64,
+}
+
+impl Levels {
+    fn new() -> Levels {
+        Levels {
+            frames: 0,
+            peak: 0.0,
+            sum_sq: 0.0,
+            count: 0,
+            windows: 0,
+            silent_windows: 0,
+            win_sq: 0.0,
+            win_n: 0,
+        }
+    }
+
+    /// Adds `samples` (interleaved, `channels` wide, at `rate` Hz).
+    fn push(&mut self, samples: &[f32], channels: u32, rate: u32) {
+        let channels = channels.max(1);
+        self.frames += samples.len() as u64 / channels as u64;
+        let window = (rate as u64 * channels as u64 / 20).max(1);
+        for &s in samples {
+            let s = s as f64;
+            self.peak = self.peak.max(s.abs());
+            self.sum_sq += s * s;
+            self.count += 1;
+            self.win_sq += s * s;
+            self.win_n += 1;
+            if self.win_n == window {
+                self.windows += 1;
+                if dbfs((self.win_sq / self.win_n as f64).sqrt()) < -50.0 {
+                    self.silent_windows += 1;
+                }
+                self.win_sq = 0.0;
+                self.win_n = 0;
+            }
+        }
+    }
+
+    fn facts(&self, rate: u32, channels: u32, codec: String) -> Result<AudioFacts, AudioError> {
+        let duration = if rate > 0 {
+            self.frames as f64 / rate as f64
+        } else {
+            0.0
+        };
+        if self.frames == 0 || duration < MIN_SECONDS {
+            return Err(AudioError::Empty);
+        }
+        let silence = if self.windows > 0 {
+            self.silent_windows as f64 / self.windows as f64
+        } else {
+            1.0
+        };
+        Ok(AudioFacts {
+            duration_seconds: (duration * 1000.0).round() / 1000.0,
+            sample_rate: rate,
+            channels,
+            codec,
+            peak_dbfs: dbfs(self.peak),
+            rms_dbfs: dbfs((self.sum_sq / self.count.max(1) as f64).sqrt()),
+            silence_ratio: (silence * 1000.0).round() / 1000.0,
+        })
+    }
+}
+
+/// Decodes every packet of the first audio track. Opus (the usual codec of browser recordings
+/// in WebM and Ogg) is decoded with the pure-Rust `opus-decoder`; every other codec by symphonia.
+/// A decoder that panics on hostile input makes the file undecodable, not the worker crash.
 pub fn analyse(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts, AudioError> {
+    let content_type = content_type.map(str::to_owned);
+    std::panic::catch_unwind(move || decode(bytes, content_type.as_deref())).unwrap_or_else(|_| {
+        Err(AudioError::Undecodable(
+            "the decoder rejected the stream".into(),
+        ))
+    })
+}
+
+fn decode(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts, AudioError> {
     let undecodable = |e: &dyn std::fmt::Display| AudioError::Undecodable(e.to_string());
     let mut hint = Hint::new();
     if let Some(ext) = extension(content_type) {
@@ -67,17 +153,51 @@ pub fn analyse(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts,
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
         .ok_or_else(|| AudioError::Undecodable("no audio track".into()))?;
     let track_id = track.id;
+    let params = track.codec_params.clone();
+    let mut levels = Levels::new();
+
+    if params.codec == CODEC_TYPE_OPUS {
+        const RATE: u32 = 48_000;
+        let channels = params
+            .channels
+            .map(|c| c.count() as u32)
+            .unwrap_or(1)
+            .clamp(1, 2);
+        let mut decoder =
+            opus_decoder::OpusDecoder::new(RATE, channels as usize).map_err(|e| undecodable(&e))?;
+        let mut pcm = vec![0f32; decoder.max_frame_size_per_channel() * channels as usize];
+        let mut decoded_any = false;
+        loop {
+            let packet = match format.next_packet() {
+                Ok(p) => p,
+                Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(SymError::ResetRequired) => break,
+                Err(e) => return Err(undecodable(&e)),
+            };
+            if packet.track_id() != track_id || packet.data.is_empty() {
+                continue;
+            }
+            match decoder.decode_float(&packet.data, &mut pcm, false) {
+                Ok(n) => {
+                    decoded_any = true;
+                    levels.push(&pcm[..n * channels as usize], channels, RATE);
+                }
+                // A damaged packet is skipped, as symphonia does for its codecs.
+                Err(_) if decoded_any => continue,
+                Err(e) => return Err(undecodable(&e)),
+            }
+        }
+        return levels.facts(RATE, channels, "opus".into());
+    }
+
     let codec = symphonia::default::get_codecs()
-        .get_codec(track.codec_params.codec)
+        .get_codec(params.codec)
         .map(|d| d.short_name.to_string())
         .unwrap_or_else(|| "unknown".into());
     let mut decoder = symphonia::default::get_codecs()
-        .make(&track.codec_params, &DecoderOptions::default())
+        .make(&params, &DecoderOptions::default())
         .map_err(|e| undecodable(&e))?;
-
-    let (mut sample_rate, mut channels) = (track.codec_params.sample_rate.unwrap_or(0), 0u32);
-    let (mut frames, mut peak, mut sum_sq, mut count) = (0u64, 0f64, 0f64, 0u64);
-    let (mut windows, mut silent_windows, mut win_sq, mut win_n) = (0u64, 0u64, 0f64, 0u64);
+    let (mut rate, mut channels) = (params.sample_rate.unwrap_or(0), 0u32);
     let mut buf: Option<SampleBuffer<f32>> = None;
     loop {
         let packet = match format.next_packet() {
@@ -95,53 +215,16 @@ pub fn analyse(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts,
             Err(e) => return Err(undecodable(&e)),
         };
         let spec = *decoded.spec();
-        sample_rate = spec.rate;
+        rate = spec.rate;
         channels = spec.channels.count() as u32;
-        frames += decoded.frames() as u64;
         let b = buf.get_or_insert_with(|| SampleBuffer::new(decoded.capacity() as u64, spec));
         if b.capacity() < decoded.capacity() {
             *b = SampleBuffer::new(decoded.capacity() as u64, spec);
         }
         b.copy_interleaved_ref(decoded);
-        let window = (sample_rate as u64 * channels.max(1) as u64 / 20).max(1);
-        for &s in b.samples() {
-            let s = s as f64;
-            peak = peak.max(s.abs());
-            sum_sq += s * s;
-            count += 1;
-            win_sq += s * s;
-            win_n += 1;
-            if win_n == window {
-                windows += 1;
-                if dbfs((win_sq / win_n as f64).sqrt()) < -50.0 {
-                    silent_windows += 1;
-                }
-                win_sq = 0.0;
-                win_n = 0;
-            }
-        }
+        levels.push(b.samples(), channels, rate);
     }
-    let duration = if sample_rate > 0 {
-        frames as f64 / sample_rate as f64
-    } else {
-        0.0
-    };
-    if frames == 0 || duration < MIN_SECONDS {
-        return Err(AudioError::Empty);
-    }
-    Ok(AudioFacts {
-        duration_seconds: (duration * 1000.0).round() / 1000.0,
-        sample_rate,
-        channels,
-        codec,
-        peak_dbfs: dbfs(peak),
-        rms_dbfs: dbfs((sum_sq / count.max(1) as f64).sqrt()),
-        silence_ratio: if windows > 0 {
-            ((silent_windows as f64 / windows as f64) * 1000.0).round() / 1000.0
-        } else {
-            1.0
-        },
-    })
+    levels.facts(rate, channels, codec)
 }
 
 /// A mono 16-bit PCM WAV of `seconds` of a 440 Hz tone (tests and examples).
@@ -178,6 +261,37 @@ mod tests {
         assert!((facts.duration_seconds - 2.0).abs() < 0.01);
         assert!((facts.peak_dbfs - -6.0).abs() < 0.5, "{}", facts.peak_dbfs);
         assert!(facts.silence_ratio < 0.05);
+    }
+
+    #[test]
+    fn ogg_opus_from_a_browser_style_recording_decodes() {
+        // 1.5 s of a 440 Hz tone at half scale, encoded with opusenc (24 kbit/s).
+        let bytes = include_bytes!("../tests/fixtures/tone-1500ms.opus").to_vec();
+        let facts = analyse(bytes, Some("audio/ogg")).unwrap();
+        assert_eq!(
+            (facts.codec.as_str(), facts.sample_rate, facts.channels),
+            ("opus", 48_000, 1)
+        );
+        assert!(
+            (facts.duration_seconds - 1.5).abs() < 0.05,
+            "{}",
+            facts.duration_seconds
+        );
+        assert!((facts.peak_dbfs - -6.0).abs() < 1.5, "{}", facts.peak_dbfs);
+        assert!(facts.silence_ratio < 0.1, "{}", facts.silence_ratio);
+    }
+
+    #[test]
+    fn a_damaged_opus_stream_never_crashes_the_worker() {
+        let mut bytes = include_bytes!("../tests/fixtures/tone-1500ms.opus").to_vec();
+        for i in (200..bytes.len()).step_by(7) {
+            bytes[i] = bytes[i].wrapping_mul(31).wrapping_add(17);
+        }
+        // Whatever survives of it is decoded or refused; the call returns either way.
+        match analyse(bytes, Some("audio/ogg")) {
+            Ok(facts) => assert_eq!(facts.codec, "opus"),
+            Err(e) => assert!(matches!(e, AudioError::Undecodable(_) | AudioError::Empty)),
+        }
     }
 
     #[test]
