@@ -829,3 +829,107 @@ async fn a_long_wait_sends_the_verdict_by_email_once_despite_a_provider_error() 
     let _ = run.await;
     api.stop().await;
 }
+
+/// The worker binary, built by `cargo test --workspace` next to this test binary.
+fn worker_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let bin = dir.join("worker");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the workspace's tests (cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+fn worker_process(s: &Stack, token: &str, asr: &str) -> tokio::process::Child {
+    tokio::process::Command::new(worker_binary())
+        .env_clear()
+        .env("NATS_URL", s.nats.url())
+        .env("WORKER_TOKEN", token)
+        .env("ASR_URL", asr)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_worker_process_mid_analysis_loses_nothing() {
+    let s = Stack::start().await;
+    let admin = s.token(&s.seed().await).await;
+    tighten_workers_consumer(&s, std::time::Duration::from_secs(2), 5).await;
+    let asr = hanging_then_answering_asr().await;
+    let mut doomed = worker_process(&s, &register_worker(&s, &admin, "doomed").await, &asr);
+
+    let id = upload_and_submit(&s, json!({})).await;
+    wait_status(&s, &id, "processing", std::time::Duration::from_secs(20)).await;
+    testkit::kill9(doomed.id().unwrap());
+    let _ = doomed.wait().await;
+
+    let token = register_worker(&s, &admin, "survivor").await;
+    let survivor_id = events::worker::token_worker_id(&token).unwrap();
+    let mut survivor = worker_process(&s, &token, &asr);
+    let done = wait_status(&s, &id, "completed", std::time::Duration::from_secs(30)).await;
+    assert_eq!(done["result"]["verdict"], "suspicious");
+    s.projected().await;
+    let finished_by: uuid::Uuid =
+        sqlx::query_scalar("SELECT worker_id FROM voice_tasks WHERE task_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(finished_by, survivor_id);
+    assert_eq!(
+        count_events(&s, "TaskCompleted").await,
+        1,
+        "exactly one completion"
+    );
+    let _ = survivor.start_kill();
+    let _ = survivor.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_workers_job_in_flight_goes_to_another_worker() {
+    let s = Stack::start().await;
+    let admin = s.token(&s.seed().await).await;
+    tighten_workers_consumer(&s, std::time::Duration::from_secs(2), 5).await;
+    let asr = hanging_then_answering_asr().await;
+    let token = register_worker(&s, &admin, "revoked").await;
+    let revoked_id = events::worker::token_worker_id(&token).unwrap();
+    let mut revoked = worker_process(&s, &token, &asr);
+
+    let id = upload_and_submit(&s, json!({})).await;
+    wait_status(&s, &id, "processing", std::time::Duration::from_secs(20)).await;
+    let r = s
+        .http
+        .delete(s.url(&format!("/api/v1/admin/workers/{revoked_id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    let token_b = register_worker(&s, &admin, "replacement").await;
+    let mut replacement = worker_process(&s, &token_b, &asr);
+    wait_status(&s, &id, "completed", std::time::Duration::from_secs(30)).await;
+    s.projected().await;
+    let finished_by: uuid::Uuid =
+        sqlx::query_scalar("SELECT worker_id FROM voice_tasks WHERE task_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        finished_by,
+        events::worker::token_worker_id(&token_b).unwrap()
+    );
+    assert_eq!(count_events(&s, "TaskCompleted").await, 1);
+    for child in [&mut revoked, &mut replacement] {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}

@@ -1,0 +1,29 @@
+//! The worker binary: starts with only NATS_URL and WORKER_TOKEN, refuses anything else.
+//! (Also makes `cargo test --workspace` build the binary the api's crash tests run.)
+
+use std::process::Command;
+
+#[test]
+fn help_names_the_only_two_settings_a_remote_worker_needs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("WORKER_TOKEN") && text.contains("NATS_URL"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_token_that_is_not_a_worker_token_is_refused_at_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
+        .env("WORKER_TOKEN", "not-a-token")
+        .env("NATS_URL", "nats://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a worker token"));
+}
