@@ -282,6 +282,31 @@ mod tests {
     }
 
     #[test]
+    fn mp3_and_flac_decode() {
+        // The same 1.5 s tone through lame (32 kbit/s) and flac.
+        for (bytes, content_type, codec) in [
+            (include_bytes!("../tests/fixtures/tone-1500ms.mp3").to_vec(), "audio/mpeg", "mp3"),
+            (include_bytes!("../tests/fixtures/tone-1500ms.flac").to_vec(), "audio/flac", "flac"),
+        ] {
+            let facts = analyse(bytes, Some(content_type)).unwrap();
+            assert_eq!(facts.codec, codec);
+            // mp3 adds encoder padding at both ends
+            assert!((facts.duration_seconds - 1.5).abs() < 0.1, "{codec}: {}", facts.duration_seconds);
+            assert!((facts.peak_dbfs - -6.0).abs() < 1.5, "{codec}: {}", facts.peak_dbfs);
+        }
+    }
+
+    #[test]
+    fn webm_opus_as_browsers_record_it_decodes() {
+        // The same stream muxed into WebM (mkvmerge --webm), MediaRecorder's usual output.
+        let bytes = include_bytes!("../tests/fixtures/tone-1500ms.webm").to_vec();
+        let facts = analyse(bytes, Some("audio/webm")).unwrap();
+        assert_eq!(facts.codec, "opus");
+        assert!((facts.duration_seconds - 1.5).abs() < 0.05, "{}", facts.duration_seconds);
+        assert!((facts.peak_dbfs - -6.0).abs() < 1.5, "{}", facts.peak_dbfs);
+    }
+
+    #[test]
     fn a_damaged_opus_stream_never_crashes_the_worker() {
         let mut bytes = include_bytes!("../tests/fixtures/tone-1500ms.opus").to_vec();
         for i in (200..bytes.len()).step_by(7) {
