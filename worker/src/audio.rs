@@ -282,15 +282,17 @@ mod tests {
     }
 
     #[test]
-    fn mp3_and_flac_decode() {
-        // The same 1.5 s tone through lame (32 kbit/s) and flac.
+    fn mp3_flac_and_aac_decode() {
+        // The same 1.5 s tone through lame (32 kbit/s), flac, and ffmpeg's AAC (m4a and ADTS).
         for (bytes, content_type, codec) in [
             (include_bytes!("../tests/fixtures/tone-1500ms.mp3").to_vec(), "audio/mpeg", "mp3"),
             (include_bytes!("../tests/fixtures/tone-1500ms.flac").to_vec(), "audio/flac", "flac"),
+            (include_bytes!("../tests/fixtures/tone-1500ms.m4a").to_vec(), "audio/mp4", "aac"),
+            (include_bytes!("../tests/fixtures/tone-1500ms.aac").to_vec(), "audio/aac", "aac"),
         ] {
             let facts = analyse(bytes, Some(content_type)).unwrap();
             assert_eq!(facts.codec, codec);
-            // mp3 adds encoder padding at both ends
+            // lossy encoders pad both ends
             assert!((facts.duration_seconds - 1.5).abs() < 0.1, "{codec}: {}", facts.duration_seconds);
             assert!((facts.peak_dbfs - -6.0).abs() < 1.5, "{codec}: {}", facts.peak_dbfs);
         }
