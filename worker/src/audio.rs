@@ -285,16 +285,40 @@ mod tests {
     fn mp3_flac_and_aac_decode() {
         // The same 1.5 s tone through lame (32 kbit/s), flac, and ffmpeg's AAC (m4a and ADTS).
         for (bytes, content_type, codec) in [
-            (include_bytes!("../tests/fixtures/tone-1500ms.mp3").to_vec(), "audio/mpeg", "mp3"),
-            (include_bytes!("../tests/fixtures/tone-1500ms.flac").to_vec(), "audio/flac", "flac"),
-            (include_bytes!("../tests/fixtures/tone-1500ms.m4a").to_vec(), "audio/mp4", "aac"),
-            (include_bytes!("../tests/fixtures/tone-1500ms.aac").to_vec(), "audio/aac", "aac"),
+            (
+                include_bytes!("../tests/fixtures/tone-1500ms.mp3").to_vec(),
+                "audio/mpeg",
+                "mp3",
+            ),
+            (
+                include_bytes!("../tests/fixtures/tone-1500ms.flac").to_vec(),
+                "audio/flac",
+                "flac",
+            ),
+            (
+                include_bytes!("../tests/fixtures/tone-1500ms.m4a").to_vec(),
+                "audio/mp4",
+                "aac",
+            ),
+            (
+                include_bytes!("../tests/fixtures/tone-1500ms.aac").to_vec(),
+                "audio/aac",
+                "aac",
+            ),
         ] {
             let facts = analyse(bytes, Some(content_type)).unwrap();
             assert_eq!(facts.codec, codec);
             // lossy encoders pad both ends
-            assert!((facts.duration_seconds - 1.5).abs() < 0.1, "{codec}: {}", facts.duration_seconds);
-            assert!((facts.peak_dbfs - -6.0).abs() < 1.5, "{codec}: {}", facts.peak_dbfs);
+            assert!(
+                (facts.duration_seconds - 1.5).abs() < 0.1,
+                "{codec}: {}",
+                facts.duration_seconds
+            );
+            assert!(
+                (facts.peak_dbfs - -6.0).abs() < 1.5,
+                "{codec}: {}",
+                facts.peak_dbfs
+            );
         }
     }
 
@@ -304,7 +328,11 @@ mod tests {
         let bytes = include_bytes!("../tests/fixtures/tone-1500ms.webm").to_vec();
         let facts = analyse(bytes, Some("audio/webm")).unwrap();
         assert_eq!(facts.codec, "opus");
-        assert!((facts.duration_seconds - 1.5).abs() < 0.05, "{}", facts.duration_seconds);
+        assert!(
+            (facts.duration_seconds - 1.5).abs() < 0.05,
+            "{}",
+            facts.duration_seconds
+        );
         assert!((facts.peak_dbfs - -6.0).abs() < 1.5, "{}", facts.peak_dbfs);
     }
 

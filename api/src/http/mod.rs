@@ -1,6 +1,7 @@
 //! HTTP: routes, request metrics, request ids, body limits.
 
 mod admin;
+pub mod docs;
 pub mod extract;
 pub mod page;
 mod phones;
@@ -68,6 +69,8 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .fallback(error::not_found)
         .with_state(state.clone())
         .merge(common::ops::router(readiness))
+        .route("/docs", get(docs::page))
+        .route("/docs/openapi.json", get(docs::openapi))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
