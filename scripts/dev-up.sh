@@ -114,17 +114,17 @@ export S3_SECRET_ACCESS_KEY=${S3_SECRET_ACCESS_KEY:-blacklist-dev-secret}
 export S3_BUCKET_NAME=${S3_BUCKET_NAME:-blacklist-audio}
 if [[ $S3_ENDPOINT_URL == http://127.0.0.1:9100 ]]; then
   mkdir -p "${DEV_DIR}/s3/${S3_BUCKET_NAME}"
-  if pid=$(running_pid s3); then
+  if pid=$(running_pid s3s-fs); then
     log "object store already running (pid $pid)"
   elif port_open 127.0.0.1 9100; then
     log "something already listens on 127.0.0.1:9100; using it as the object store"
   else
     S3_BIN=$("${ROOT}/scripts/ensure-s3.sh" 9>&-)
-    start_bg s3 "$S3_BIN" --host 127.0.0.1 --port 9100 \
+    start_bg s3s-fs "$S3_BIN" --host 127.0.0.1 --port 9100 \
       --access-key "$S3_ACCESS_KEY_ID" --secret-key "$S3_SECRET_ACCESS_KEY" "${DEV_DIR}/s3"
   fi
   for _ in $(seq 1 50); do port_open 127.0.0.1 9100 && break; sleep 0.1; done
-  port_open 127.0.0.1 9100 || die "the object store did not start; see $(log_file s3)"
+  port_open 127.0.0.1 9100 || die "the object store did not start; see $(log_file s3s-fs)"
   log "object store ready on $S3_ENDPOINT_URL (bucket $S3_BUCKET_NAME)"
 fi
 
