@@ -67,6 +67,7 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Waits longer than this email the verdict (when an address was given).
     pub email_notify_after_seconds: i64,
+    pub web: Arc<crate::pages::WebConfig>,
     /// A system-account connection, to disconnect revoked workers (optional).
     pub nats_sys: Option<async_nats::Client>,
     pub tokens: Arc<AdminTokens>,
@@ -258,6 +259,7 @@ impl Api {
             storage: storage.clone(),
             max_upload_bytes: config.max_upload_bytes,
             email_notify_after_seconds: config.email.email_notify_after_seconds,
+            web: Arc::new(config.web.clone()),
             worker_store: Arc::new(event_store(&pool, events::worker::UPCASTERS)),
             nats_sys,
             tokens: Arc::new(AdminTokens::new(

@@ -78,6 +78,8 @@ pub struct Config {
     pub s3: crate::storage::S3Config,
     #[command(flatten)]
     pub email: crate::notifier::EmailConfig,
+    #[command(flatten)]
+    pub web: crate::pages::WebConfig,
     /// Largest recording accepted for upload, in bytes.
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,

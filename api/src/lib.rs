@@ -20,6 +20,7 @@ pub mod evasion;
 pub mod http;
 pub mod kv_set;
 pub mod notifier;
+pub mod pages;
 pub mod passwords;
 pub mod pipeline;
 pub mod ratelimit;

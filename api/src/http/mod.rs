@@ -6,7 +6,7 @@ pub mod extract;
 pub mod page;
 mod phones;
 mod queue;
-mod reports;
+pub mod reports;
 mod tasks;
 mod workers;
 
@@ -71,13 +71,45 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .merge(common::ops::router(readiness))
         .route("/docs", get(docs::page))
         .route("/docs/openapi.json", get(docs::openapi))
+        .merge(web_pages(state.clone()))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(cors(&state.web.host_platform_origins))
         // Outermost: a banned IP is refused before any other processing (counted, not traced).
         .layer(middleware::from_fn_with_state(state, refuse_banned_ips))
+}
+
+fn web_pages(state: AppState) -> Router {
+    use crate::pages;
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/check", get(pages::check))
+        .route("/check/{task_id}", get(pages::check_task))
+        .route("/numbers", get(pages::numbers))
+        .route("/blacklist", get(pages::blacklist))
+        .route("/ban-notice", get(pages::ban_notice))
+        .route("/admin", get(pages::admin))
+        .route("/static/{file}", get(pages::asset))
+        .with_state(state)
+}
+
+/// Host platforms' web apps call the API from their users' browsers (reports, ban checks).
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
 
 /// Request count and latency per route and status.
@@ -115,6 +147,9 @@ fn open_to_banned_ips(path: &str) -> bool {
     ) || path.starts_with("/api/v1/admin/")
         || path.starts_with("/api/v1/report/review/")
         || path.starts_with("/docs")
+        // A banned user still sees why: the ban notice, the public blacklist, their assets.
+        || matches!(path, "/blacklist" | "/ban-notice")
+        || path.starts_with("/static/")
 }
 
 /// Refuses requests from banned IPs before any other processing: one hash-set probe.

@@ -284,23 +284,17 @@ pub async fn review(
 
 #[derive(Deserialize)]
 pub struct BlacklistQuery {
-    q: Option<String>,
+    pub q: Option<String>,
     #[serde(flatten)]
-    page: PageQuery,
+    pub page: PageQuery,
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn blacklist(
-    State(s): State<AppState>,
-    ClientIp(ip): ClientIp,
-    Query(query): Query<BlacklistQuery>,
-) -> Result<impl IntoResponse> {
-    super::phones::rate_limit(&s.public_reads, ip)?;
-    let limit = query.page.limit()?;
-    let after: Option<(i64, String)> = query.page.cursor()?;
-    let q = query
-        .q
-        .as_deref()
+/// The public blacklist: `{blacklist, count, lastUpdated, nextCursor}`. Shared by the API and
+/// the server-rendered page.
+pub async fn blacklist_json(s: &AppState, q: Option<&str>, page: &PageQuery) -> Result<Value> {
+    let limit = page.limit()?;
+    let after: Option<(i64, String)> = page.cursor()?;
+    let q = q
         .map(str::trim)
         .filter(|q| !q.is_empty())
         .map(|q| q.chars().take(200).collect::<String>());
@@ -353,12 +347,24 @@ pub async fn blacklist(
             })
         })
         .collect();
-    Ok(axum::Json(json!({
+    Ok(json!({
         "blacklist": items,
         "count": count,
         "lastUpdated": ms(last_updated),
         "nextCursor": next,
-    })))
+    }))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn blacklist(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Query(query): Query<BlacklistQuery>,
+) -> Result<impl IntoResponse> {
+    super::phones::rate_limit(&s.public_reads, ip)?;
+    Ok(axum::Json(
+        blacklist_json(&s, query.q.as_deref(), &query.page).await?,
+    ))
 }
 
 #[tracing::instrument(skip_all, fields(user = %user.id))]

@@ -83,6 +83,7 @@ pub fn config(db_url: &str, nats: &Nats) -> Config {
             s3_region: "us-east-1".into(),
         },
         max_upload_bytes: 1024 * 1024,
+        web: Default::default(),
         email: api::notifier::EmailConfig {
             resend_api_key: None,
             resend_api_url: "http://127.0.0.1:9".into(),

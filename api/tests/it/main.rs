@@ -5,6 +5,7 @@ mod admin;
 mod docs;
 mod faults;
 mod helpers;
+mod pages;
 mod phones;
 mod projection;
 mod relay;

@@ -11,14 +11,14 @@ use crate::helpers::{config, session_token, session_token_with, start_api, Stack
 
 /// A host-platform user who always comes through the trusted proxy from `ip`.
 #[derive(Clone)]
-struct User {
-    id: Uuid,
+pub struct User {
+    pub id: Uuid,
     token: String,
     ip: String,
 }
 
 impl User {
-    fn new(name: &str, ip: &str) -> User {
+    pub fn new(name: &str, ip: &str) -> User {
         let id = Uuid::new_v4();
         User {
             id,
@@ -45,7 +45,7 @@ async fn report(
         .unwrap()
 }
 
-async fn check_ban(s: &Stack, u: &User) -> Value {
+pub async fn check_ban(s: &Stack, u: &User) -> Value {
     let r = s
         .http
         .get(s.url("/api/v1/report/check-ban"))
@@ -70,7 +70,7 @@ async fn status_from(s: &Stack, base: &str, ip: &str) -> StatusCode {
         .status()
 }
 
-async fn wait_refused(s: &Stack, base: &str, ip: &str, within: Duration) -> bool {
+pub async fn wait_refused(s: &Stack, base: &str, ip: &str, within: Duration) -> bool {
     testkit::eventually(within, || async {
         (status_from(s, base, ip).await == StatusCode::FORBIDDEN).then_some(())
     })
@@ -79,7 +79,7 @@ async fn wait_refused(s: &Stack, base: &str, ip: &str, within: Duration) -> bool
 }
 
 /// Makes `target` known from its IP, then has four reporters ban it.
-async fn ban(s: &Stack, target: &User) {
+pub async fn ban(s: &Stack, target: &User) {
     assert_eq!(check_ban(s, target).await["isBanned"], false);
     for i in 0..4 {
         let reporter = User::new(&format!("reporter {i}"), &format!("192.0.2.{}", 10 + i));
@@ -88,12 +88,12 @@ async fn ban(s: &Stack, target: &User) {
     }
 }
 
-async fn admin_token(s: &Stack) -> String {
+pub async fn admin_token(s: &Stack) -> String {
     let password = s.seed().await;
     s.token(&password).await
 }
 
-async fn review(s: &Stack, token: &str, user: Uuid, decision: &str) -> reqwest::Response {
+pub async fn review(s: &Stack, token: &str, user: Uuid, decision: &str) -> reqwest::Response {
     s.http
         .post(s.url(&format!("/api/v1/report/review/{user}")))
         .bearer_auth(token)

@@ -1,0 +1,214 @@
+//! The web pages: server-rendered minijinja templates (autoescaped) with a little vanilla JS,
+//! all compiled into the binary (`api/web/`), nothing loaded from elsewhere.
+//!
+//! ```text
+//!  /             home, or the public blacklist on BLACKLIST_HOST
+//!  /check[/id]   call check: upload (presigned PUT, progress), live queue position (SSE), verdict
+//!  /numbers      look a number up, report one
+//!  /blacklist    public blacklist (server-rendered, works without JS, shareable search URLs)
+//!  /ban-notice   what a banned user sees; /static/ban-embed.js is the snippet for host platforms
+//!  /admin        dashboard (login, reviews, reports, phones, workers, queue)
+//! ```
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::{context, Environment};
+use std::sync::OnceLock;
+
+use crate::app::AppState;
+use crate::http::page::PageQuery;
+use crate::http::reports::{blacklist_json, BlacklistQuery};
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("../web/layout.html")),
+    ("home.html", include_str!("../web/home.html")),
+    ("check.html", include_str!("../web/check.html")),
+    ("numbers.html", include_str!("../web/numbers.html")),
+    ("blacklist.html", include_str!("../web/blacklist.html")),
+    ("ban_notice.html", include_str!("../web/ban_notice.html")),
+    ("admin.html", include_str!("../web/admin.html")),
+];
+
+const STATIC: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../web/static/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/static/app.js"),
+    ),
+    (
+        "check.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/static/check.js"),
+    ),
+    (
+        "numbers.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/static/numbers.js"),
+    ),
+    (
+        "blacklist.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/static/blacklist.js"),
+    ),
+    (
+        "ban-notice.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/static/ban-notice.js"),
+    ),
+    (
+        "ban-embed.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/static/ban-embed.js"),
+    ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/static/admin.js"),
+    ),
+];
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        // Every template is HTML: escape everything users wrote.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .expect("web templates are valid");
+        }
+        env
+    })
+}
+
+fn render(name: &str, ctx: minijinja::Value) -> Response {
+    match env().get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, template = name, "page did not render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<h1>Something went wrong</h1>".to_string()),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn on_blacklist_host(s: &AppState, headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let host = host.split(':').next().unwrap_or_default();
+    s.web
+        .blacklist_host
+        .as_deref()
+        .is_some_and(|b| !b.is_empty() && b.eq_ignore_ascii_case(host))
+}
+
+pub async fn home(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    query: Query<BlacklistQuery>,
+) -> Response {
+    if on_blacklist_host(&s, &headers) {
+        return blacklist_page(&s, query.0, "/").await;
+    }
+    render("home.html", context! {})
+}
+
+pub async fn check(State(s): State<AppState>) -> Response {
+    render(
+        "check.html",
+        context! { turnstile_site_key => s.web.turnstile_site_key.clone(), task_id => "", max_upload_bytes => s.max_upload_bytes },
+    )
+}
+
+pub async fn check_task(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let id = uuid::Uuid::parse_str(&id)
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    render(
+        "check.html",
+        context! { turnstile_site_key => s.web.turnstile_site_key.clone(), task_id => id, max_upload_bytes => s.max_upload_bytes },
+    )
+}
+
+pub async fn numbers(State(s): State<AppState>) -> Response {
+    render(
+        "numbers.html",
+        context! { turnstile_site_key => s.web.turnstile_site_key.clone() },
+    )
+}
+
+async fn blacklist_page(s: &AppState, query: BlacklistQuery, base_path: &str) -> Response {
+    let page = PageQuery {
+        limit: Some("48".into()),
+        cursor: query.page.cursor.clone(),
+    };
+    match blacklist_json(s, query.q.as_deref(), &page).await {
+        Ok(v) => render(
+            "blacklist.html",
+            context! {
+                entries => v["blacklist"].clone(),
+                q => query.q.clone().unwrap_or_default(),
+                count => v["count"].as_i64().unwrap_or(0),
+                next_cursor => v["nextCursor"].as_str().map(str::to_owned),
+                base_path => base_path,
+            },
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn blacklist(State(s): State<AppState>, query: Query<BlacklistQuery>) -> Response {
+    blacklist_page(&s, query.0, "/blacklist").await
+}
+
+pub async fn ban_notice() -> Response {
+    render("ban_notice.html", context! {})
+}
+
+pub async fn admin() -> Response {
+    render("admin.html", context! {})
+}
+
+pub async fn asset(Path(file): Path<String>) -> Response {
+    match STATIC.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
+    }
+}
+
+/// Settings of the web pages.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct WebConfig {
+    /// Cloudflare Turnstile site key shown on public forms (the secret is TURNSTILE_SECRET_KEY).
+    #[arg(long, env = "TURNSTILE_SITE_KEY", default_value = "")]
+    pub turnstile_site_key: String,
+    /// Host name that serves the public blacklist as its home page (a separate site).
+    #[arg(long, env = "BLACKLIST_HOST")]
+    pub blacklist_host: Option<String>,
+    /// Origins of host platforms allowed to call the API from browsers (comma-separated).
+    #[arg(
+        long,
+        env = "HOST_PLATFORM_ORIGINS",
+        default_value = "",
+        value_delimiter = ','
+    )]
+    pub host_platform_origins: Vec<String>,
+}

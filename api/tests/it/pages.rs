@@ -1,0 +1,162 @@
+//! The web pages over HTTP (their behaviour in a browser is tested with headless Chromium).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{config_with_s3, start_api, Stack};
+use crate::reports::{admin_token, ban, review, wait_refused, User};
+
+async fn page(s: &Stack, base: &str, path: &str) -> (StatusCode, String, String) {
+    let r = s.http.get(format!("{base}{path}")).send().await.unwrap();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (r.status(), ct, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn every_page_renders_and_assets_are_served() {
+    let s = Stack::start().await;
+    for path in [
+        "/",
+        "/check",
+        "/numbers",
+        "/blacklist",
+        "/ban-notice",
+        "/admin",
+        "/check/3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+    ] {
+        let (status, ct, html) = page(&s, &s.api.base, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(ct.starts_with("text/html"), "{path}: {ct}");
+        assert!(
+            html.contains("/static/app.css"),
+            "{path} uses the shared design"
+        );
+        assert!(
+            !html.contains("https://cdn."),
+            "{path} loads nothing from elsewhere"
+        );
+    }
+    let (status, ct, css) = page(&s, &s.api.base, "/static/app.css").await;
+    assert_eq!((status, ct.starts_with("text/css")), (StatusCode::OK, true));
+    assert!(!css.is_empty());
+    for js in [
+        "app.js",
+        "check.js",
+        "numbers.js",
+        "blacklist.js",
+        "ban-notice.js",
+        "ban-embed.js",
+        "admin.js",
+    ] {
+        let (status, ct, _) = page(&s, &s.api.base, &format!("/static/{js}")).await;
+        assert_eq!(status, StatusCode::OK, "{js}");
+        assert!(ct.starts_with("text/javascript"), "{js}");
+    }
+    assert_eq!(
+        page(&s, &s.api.base, "/static/../Cargo.toml").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        page(&s, &s.api.base, "/static/nothing.js").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_public_blacklist_escapes_what_users_wrote_and_serves_its_own_host() {
+    let s = Stack::start().await;
+    let admin = admin_token(&s).await;
+    let evil = User::new("<script>alert(1)</script>", "203.0.113.150");
+    ban(&s, &evil).await;
+    s.projected().await;
+    assert_eq!(
+        review(&s, &admin, evil.id, "permanent").await.status(),
+        StatusCode::OK
+    );
+    s.projected().await;
+
+    let (status, _, html) = page(&s, &s.api.base, "/blacklist?q=script").await;
+    assert_eq!(status, StatusCode::OK);
+    // minijinja's HTML escaping also escapes `/` (as &#x2f;).
+    let escaped = [
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "&lt;script&gt;alert(1)&lt;&#x2f;script&gt;",
+    ];
+    assert!(
+        escaped.iter().any(|e| html.contains(e)),
+        "the name is shown, escaped: {html}"
+    );
+    assert!(
+        !html.contains("<script>alert(1)</script>"),
+        "the name never becomes markup"
+    );
+    let (_, _, none) = page(&s, &s.api.base, "/blacklist?q=nobody-at-all").await;
+    assert!(!none.contains("alert(1)"));
+
+    // Its own host name serves it as the home page; the host platform's origin may call the API.
+    let mut cfg = config_with_s3(&s.db.url, &s.nats, &s.s3);
+    cfg.web.blacklist_host = Some("blacklist.example".into());
+    cfg.web.host_platform_origins = vec!["https://host.example".into()];
+    let site = start_api(cfg).await;
+    s.wait_ready(&site.base).await;
+    let home = s
+        .http
+        .get(format!("{}/", site.base))
+        .header("host", "blacklist.example")
+        .send()
+        .await
+        .unwrap();
+    let home = home.text().await.unwrap();
+    assert!(
+        escaped.iter().any(|e| home.contains(e)),
+        "the blacklist host serves the blacklist"
+    );
+    let preflight = s
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/report/check-ban", site.base),
+        )
+        .header("origin", "https://host.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://host.example"
+    );
+    let other = s
+        .http
+        .get(format!("{}/api/v1/report/blacklist", site.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    site.stop().await;
+
+    // A banned user still reaches the notice and the blacklist, nothing else.
+    assert!(wait_refused(&s, &s.api.base, "203.0.113.150", Duration::from_secs(5)).await);
+    for (path, expected) in [
+        ("/ban-notice", StatusCode::OK),
+        ("/blacklist", StatusCode::OK),
+        ("/static/app.css", StatusCode::OK),
+        ("/check", StatusCode::FORBIDDEN),
+    ] {
+        let r = s
+            .http
+            .get(s.url(path))
+            .header("x-forwarded-for", "203.0.113.150")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected, "{path}");
+    }
+}

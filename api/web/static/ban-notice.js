@@ -1,0 +1,52 @@
+/* Ban notice: session token from the URL fragment (#token=…) → GET /report/check-ban. */
+(function () {
+  'use strict';
+  var bl = window.bl, el = bl.el;
+  var box = document.getElementById('ban-notice');
+  var params = new URLSearchParams((location.hash || '').replace(/^#/, ''));
+  var token = params.get('token');
+  // Keep the token out of the address bar, history and screenshots.
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+
+  function render(children) { bl.clear(box); [].concat(children).forEach(function (c) { if (c) box.appendChild(c); }); }
+
+  if (!token) {
+    render(el('p', { class: 'form-error', 'data-testid': 'ban-error' }, 'No session token was given. Open this page from the platform you use.'));
+    return;
+  }
+
+  var REVIEW = { pending: 'A moderator is reviewing the reports.', reviewed_ban: 'A moderator reviewed the reports and confirmed the ban.',
+    reviewed_vindicate: 'A moderator reviewed the reports and lifted the ban.' };
+
+  bl.api('GET', '/report/check-ban', null, token).then(function (res) {
+    if (res.status !== 200 || !res.body) {
+      var msg = res.status === 401 ? 'Your session is invalid or has expired. Sign in again on the platform and retry.' : bl.errorMessage(res);
+      render(el('p', { class: 'form-error', 'data-testid': 'ban-error' }, msg));
+      return;
+    }
+    var b = res.body, r = b.banRecord || {};
+    if (!b.isBanned) {
+      render([
+        el('h2', { 'data-testid': 'ban-status', 'data-status': b.banStatus || 'none' }, 'You are not banned'),
+        el('p', null, b.banStatus === 'vindicated'
+          ? 'You were banned temporarily, but a moderator reviewed the reports and lifted the ban.'
+          : 'Your account is in good standing.')
+      ]);
+      return;
+    }
+    var permanent = b.banStatus === 'permanent';
+    render([
+      el('h2', { 'data-testid': 'ban-status', 'data-status': b.banStatus },
+        el('span', { class: 'badge status-' + (permanent ? 'permanent' : 'temporary') }, permanent ? 'Permanent ban' : 'Temporary ban')),
+      el('p', null, permanent
+        ? 'Your account was banned permanently after a moderator reviewed the reports against it. It is listed on the public blacklist.'
+        : 'Your account is temporarily banned because several people reported it. A moderator will review the reports and either confirm the ban or lift it.'),
+      el('dl', { class: 'kv' },
+        el('dt', null, 'Reason'), el('dd', { 'data-testid': 'ban-reason' }, r.bannedReason ? String(r.bannedReason) : '–'),
+        el('dt', null, 'Reports'), el('dd', { 'data-testid': 'ban-report-count' }, String(r.reportCount || 0)),
+        el('dt', null, 'Banned on'), el('dd', { 'data-testid': 'ban-date' }, r.bannedAt ? bl.fmtTime(r.bannedAt) : '–'),
+        el('dt', null, 'Review'), el('dd', { 'data-testid': 'ban-review' }, REVIEW[r.reviewStatus] || (r.reviewStatus ? String(r.reviewStatus) : '–'))),
+      el('p', null, el('a', { href: '/blacklist' }, 'See the public blacklist'))
+    ]);
+  });
+})();
