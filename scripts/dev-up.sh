@@ -112,7 +112,10 @@ export S3_ENDPOINT_URL=${S3_ENDPOINT_URL:-http://127.0.0.1:9100}
 export S3_ACCESS_KEY_ID=${S3_ACCESS_KEY_ID:-blacklist}
 export S3_SECRET_ACCESS_KEY=${S3_SECRET_ACCESS_KEY:-blacklist-dev-secret}
 export S3_BUCKET_NAME=${S3_BUCKET_NAME:-blacklist-audio}
+# s3s-fs answers no CORS preflight, so browsers upload through the api's relay (UPLOADS_VIA_API).
+LOCAL_S3=false
 if [[ $S3_ENDPOINT_URL == http://127.0.0.1:9100 ]]; then
+  LOCAL_S3=true
   mkdir -p "${DEV_DIR}/s3/${S3_BUCKET_NAME}"
   if pid=$(running_pid s3s-fs); then
     log "object store already running (pid $pid)"
@@ -142,6 +145,7 @@ start_bg api env \
   HTTP_ADDR="$API_ADDR" DATABASE_URL="$DATABASE_URL" NATS_URL="$NATS_URL" \
   NATS_USER=api NATS_PASSWORD="$NATS_API_PASSWORD" ADMIN_JWT_SECRET="$ADMIN_JWT_SECRET" \
   NATS_CALLOUT_ISSUER_SEED="$NATS_CALLOUT_ISSUER_SEED" NATS_SYS_USER=sys NATS_SYS_PASSWORD="$NATS_SYS_PASSWORD" \
+  UPLOADS_VIA_API="${UPLOADS_VIA_API:-$LOCAL_S3}" \
   LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
   "${BIN}/api" serve
 start_bg projector env \

@@ -26,6 +26,9 @@ export NATS_SERVER_BIN
 TEST_DATABASE_URL=$("${ROOT}/scripts/ensure-postgres.sh" --maintenance)
 export TEST_DATABASE_URL
 export BLACKLIST_REPO_ROOT="$ROOT"
+# The browser tests (api/tests/it/browser.rs): Debian's chromium and e2e/'s npm packages.
+CHROMIUM_BIN=$("${ROOT}/scripts/ensure-browser.sh")
+export CHROMIUM_BIN
 
 log "NATS_SERVER_BIN=$NATS_SERVER_BIN"
 log "TEST_DATABASE_URL=$TEST_DATABASE_URL"

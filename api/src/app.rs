@@ -68,6 +68,7 @@ pub struct AppState {
     /// Waits longer than this email the verdict (when an address was given).
     pub email_notify_after_seconds: i64,
     pub web: Arc<crate::pages::WebConfig>,
+    pub uploads_via_api: bool,
     /// A system-account connection, to disconnect revoked workers (optional).
     pub nats_sys: Option<async_nats::Client>,
     pub tokens: Arc<AdminTokens>,
@@ -260,6 +261,7 @@ impl Api {
             max_upload_bytes: config.max_upload_bytes,
             email_notify_after_seconds: config.email.email_notify_after_seconds,
             web: Arc::new(config.web.clone()),
+            uploads_via_api: config.uploads_via_api,
             worker_store: Arc::new(event_store(&pool, events::worker::UPCASTERS)),
             nats_sys,
             tokens: Arc::new(AdminTokens::new(

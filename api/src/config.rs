@@ -80,6 +80,11 @@ pub struct Config {
     pub email: crate::notifier::EmailConfig,
     #[command(flatten)]
     pub web: crate::pages::WebConfig,
+    /// Relay uploads through the api (same origin as the pages) instead of sending browsers
+    /// straight to storage: for object stores without CORS (the local s3s-fs). Production with
+    /// S3 or MinIO leaves it off and sets bucket CORS instead.
+    #[arg(long, env = "UPLOADS_VIA_API", default_value_t = false, action = clap::ArgAction::Set)]
+    pub uploads_via_api: bool,
     /// Largest recording accepted for upload, in bytes.
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,

@@ -119,6 +119,29 @@ impl Storage {
         })
     }
 
+    /// Sends `body` to a presigned PUT (the api's upload relay).
+    pub async fn put_presigned(
+        &self,
+        presigned: &Presigned,
+        body: bytes::Bytes,
+    ) -> Result<u16, StorageError> {
+        let mut req = self
+            .http
+            .put(&presigned.url)
+            .timeout(Duration::from_secs(300))
+            .body(body);
+        for (k, v) in &presigned.headers {
+            if !k.eq_ignore_ascii_case("content-length") {
+                req = req.header(k, v);
+            }
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        Ok(resp.status().as_u16())
+    }
+
     /// A GET for workers.
     pub async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, StorageError> {
         let req = self

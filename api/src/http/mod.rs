@@ -36,6 +36,12 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .route("/admin/logout", post(admin::logout))
         .route("/admin/password", post(admin::change_password))
         .route("/client/uploads/presigned-url", post(tasks::presign_upload))
+        .route(
+            "/client/uploads/{upload_id}/content",
+            axum::routing::put(tasks::relay_upload).layer(DefaultBodyLimit::max(
+                max_body_bytes.max(state.max_upload_bytes as usize),
+            )),
+        )
         .route("/client/tasks", post(tasks::submit))
         .route("/client/tasks/{task_id}", get(tasks::status))
         .route("/client/tasks/{task_id}/events", get(tasks::events))
@@ -148,7 +154,7 @@ fn open_to_banned_ips(path: &str) -> bool {
         || path.starts_with("/api/v1/report/review/")
         || path.starts_with("/docs")
         // A banned user still sees why: the ban notice, the public blacklist, their assets.
-        || matches!(path, "/blacklist" | "/ban-notice")
+        || matches!(path, "/blacklist" | "/ban-notice" | "/admin")
         || path.starts_with("/static/")
 }
 

@@ -109,6 +109,7 @@ pub async fn presign_upload(
         .storage
         .presign_put(&key, &content_type, length, UPLOAD_URL_TTL)
         .await?;
+    let content_type_sent = content_type.clone();
     let cmd = VoiceTaskCommand::AuthorizeUpload {
         object_key: key,
         content_type,
@@ -122,8 +123,17 @@ pub async fn presign_upload(
         &rid.context(format!("ip:{ip}")),
     )
     .await?;
-    let headers: serde_json::Map<String, Value> = presigned
-        .headers
+    let (url, headers) = if s.uploads_via_api {
+        // Same origin as the pages; the relay checks type and length and forwards to storage.
+        let relay = format!("/api/v1/client/uploads/{upload_id}/content");
+        (
+            relay,
+            vec![("content-type".to_owned(), content_type_sent.clone())],
+        )
+    } else {
+        (presigned.url, presigned.headers)
+    };
+    let headers: serde_json::Map<String, Value> = headers
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
@@ -131,7 +141,7 @@ pub async fn presign_upload(
         StatusCode::CREATED,
         axum::Json(json!({
             "uploadId": upload_id,
-            "url": presigned.url,
+            "url": url,
             "method": "PUT",
             "headers": headers,
             "expiresAt": expires_at,
@@ -440,4 +450,63 @@ where
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     tokio::spawn(f(tx));
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// `PUT /client/uploads/{uploadId}/content` (only with `UPLOADS_VIA_API`): the relay for object
+/// stores browsers cannot reach cross-origin. Accepts exactly the authorized type and length.
+#[tracing::instrument(skip_all)]
+pub async fn relay_upload(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Result<StatusCode> {
+    if !s.uploads_via_api {
+        return Err(ApiError::NotFound("no such endpoint".into()));
+    }
+    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound("no such upload".into()))?;
+    let mut ctx = s
+        .voice_task_store
+        .load_aggregate(&id.to_string())
+        .await
+        .map_err(ApiError::from_aggregate)?;
+    let task = ctx.aggregate();
+    if task.status() != TaskStatus::Authorized {
+        return Err(ApiError::NotFound(
+            "no upload is expected for this id".into(),
+        ));
+    }
+    let (key, content_type, length) = task.upload();
+    let sent_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !sent_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .eq_ignore_ascii_case(content_type)
+    {
+        return Err(ApiError::Forbidden(
+            "signature_mismatch",
+            format!("this upload accepts {content_type} only"),
+        ));
+    }
+    if body.len() as u64 != length {
+        return Err(ApiError::Forbidden(
+            "signature_mismatch",
+            format!("this upload accepts exactly {length} bytes"),
+        ));
+    }
+    let presigned = s
+        .storage
+        .presign_put(key, content_type, length, Duration::from_secs(300))
+        .await?;
+    match s.storage.put_presigned(&presigned, body).await? {
+        200..=299 => Ok(StatusCode::OK),
+        code => Err(ApiError::Internal(format!(
+            "storage refused the relayed upload: {code}"
+        ))),
+    }
 }

@@ -13,7 +13,7 @@ use crate::helpers::{config, session_token, session_token_with, start_api, Stack
 #[derive(Clone)]
 pub struct User {
     pub id: Uuid,
-    token: String,
+    pub token: String,
     ip: String,
 }
 

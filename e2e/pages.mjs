@@ -1,0 +1,115 @@
+// Browser tests of the web pages: each page's main story in headless Chromium (Debian's
+// `chromium`, driven by playwright-core), against a running stack whose base URL and fixtures
+// the calling test passes in the environment. A screenshot of each page is kept in SHOTS_DIR.
+//
+//   BASE_URL, ADMIN_PASSWORD, BANNED_TOKEN (a permanently banned user's session token),
+//   BANNED_NAME, PENDING_NAME (a user awaiting review), WAV_PATH, SHOTS_DIR, CHROMIUM_BIN
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+const env = (k) => { const v = process.env[k]; assert.ok(v, `${k} is required`); return v; };
+const BASE = env('BASE_URL');
+const SHOTS = env('SHOTS_DIR');
+mkdirSync(SHOTS, { recursive: true });
+
+let browser;
+test.before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+test.after(async () => { await browser?.close(); });
+
+async function open(path) {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const problems = [];
+  page.on('dialog', (d) => { problems.push(`dialog: ${d.message()}`); d.dismiss(); });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await page.goto(BASE + path);
+  return { page, problems };
+}
+
+test('call check: upload, follow the queue, read the verdict', async () => {
+  const { page, problems } = await open('/check');
+  await page.getByTestId('audio-file').setInputFiles(env('WAV_PATH'));
+  await page.getByTestId('caller-number').fill('+1 415 555 0100');
+  await page.getByTestId('check-submit').click();
+  await page.getByTestId('status-view').waitFor({ state: 'visible' });
+  assert.match(page.url(), /\/check\/[0-9a-f-]{36}$/, 'the page URL names the task');
+  const verdict = page.getByTestId('verdict');
+  await verdict.waitFor({ state: 'visible', timeout: 30_000 });
+  assert.match((await verdict.textContent()).toLowerCase(), /inconclusive|safe|suspicious|scam/);
+  await page.screenshot({ path: `${SHOTS}/check.png`, fullPage: true });
+  assert.deepEqual(problems, []);
+});
+
+test('numbers: a bad number is explained next to the field; a report and a look-up work', async () => {
+  const { page, problems } = await open('/numbers');
+  await page.getByTestId('report-number').fill('call me maybe');
+  await page.getByTestId('report-category').selectOption('scam');
+  await page.getByTestId('report-submit').click();
+  await page.getByTestId('report-number-error').waitFor({ state: 'visible' });
+  assert.ok((await page.getByTestId('report-number-error').textContent()).length > 0);
+  await page.getByTestId('report-number').fill('+1 (415) 555-0199');
+  await page.getByTestId('report-submit').click();
+  await page.getByTestId('report-success').waitFor({ state: 'visible' });
+  await page.getByTestId('lookup-number').fill('+14155550199');
+  await page.getByTestId('lookup-submit').click();
+  const status = page.getByTestId('lookup-status');
+  await status.waitFor({ state: 'visible' });
+  assert.match((await status.textContent()).toLowerCase(), /reported|unknown|dangerous/);
+  await page.screenshot({ path: `${SHOTS}/numbers.png`, fullPage: true });
+  assert.deepEqual(problems, []);
+});
+
+test('public blacklist: search, see the card, and nothing a user wrote runs', async () => {
+  const name = env('BANNED_NAME');
+  const { page, problems } = await open('/blacklist?q=' + encodeURIComponent('alert'));
+  const card = page.getByTestId('blacklist-card').first();
+  await card.waitFor({ state: 'visible' });
+  assert.ok((await card.textContent()).includes(name), 'the name is shown as written');
+  assert.equal(await page.evaluate(() => window.__xss === undefined), true);
+  await page.screenshot({ path: `${SHOTS}/blacklist.png`, fullPage: true });
+  assert.deepEqual(problems, [], 'no script from a user ran (no dialog, no error)');
+});
+
+test('ban notice: a banned user sees why', async () => {
+  const { page, problems } = await open('/ban-notice#token=' + env('BANNED_TOKEN'));
+  const notice = page.getByTestId('ban-status');
+  await notice.waitFor({ state: 'visible' });
+  assert.match((await page.getByTestId('ban-notice').textContent()).toLowerCase(), /permanent/);
+  assert.ok(!page.url().includes('token='), 'the token leaves the address bar');
+  await page.screenshot({ path: `${SHOTS}/ban-notice.png`, fullPage: true });
+  assert.deepEqual(problems, []);
+});
+
+test('admin: sign in, review a pending ban, register a worker', async () => {
+  const { page, problems } = await open('/admin');
+  await page.getByTestId('login-username').fill('admin');
+  await page.getByTestId('login-password').fill(env('ADMIN_PASSWORD'));
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('admin-view').waitFor({ state: 'visible' });
+  await page.getByTestId('stat-totalReports').waitFor({ state: 'visible' });
+  await page.screenshot({ path: `${SHOTS}/admin-stats.png`, fullPage: true });
+
+  await page.getByTestId('tab-pending').click();
+  const pending = page.getByTestId('pending-user').filter({ hasText: env('PENDING_NAME') });
+  await pending.waitFor({ state: 'visible' });
+  await page.screenshot({ path: `${SHOTS}/admin-pending.png`, fullPage: true });
+  await pending.getByTestId('review-permanent').click();
+  await pending.waitFor({ state: 'detached', timeout: 15_000 });
+
+  await page.getByTestId('tab-workers').click();
+  await page.getByTestId('worker-name').fill('browser-made');
+  await page.getByTestId('worker-submit').click();
+  const token = page.getByTestId('worker-token');
+  await token.waitFor({ state: 'visible' });
+  const value = (await token.inputValue().catch(() => null)) ?? (await token.textContent());
+  assert.match(value, /^blw_[0-9a-f]{32}_/);
+  await page.screenshot({ path: `${SHOTS}/admin-workers.png`, fullPage: true });
+  assert.deepEqual(problems, []);
+});
