@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::helpers::Stack;
-use crate::reports::{admin_token, ban, review, User};
+use crate::reports::{ban, review, User};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_works_in_a_real_browser() {
