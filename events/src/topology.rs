@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 
+/// Inbox prefix of the read-only `replay` user (its permissions cover only this prefix).
+pub const REPLAY_INBOX_PREFIX: &str = "_INBOX_replay";
+
 /// The event history.
 pub const EVENTS_STREAM: &str = "EVENTS";
 /// Durable consumer of the projector.

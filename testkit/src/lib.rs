@@ -152,10 +152,12 @@ impl Nats {
     }
 
     pub async fn client(&self, user: &str) -> anyhow::Result<async_nats::Client> {
-        Ok(async_nats::ConnectOptions::new()
-            .user_and_password(user.into(), nats_password(user).into())
-            .connect(self.url())
-            .await?)
+        let mut opts = async_nats::ConnectOptions::new()
+            .user_and_password(user.into(), nats_password(user).into());
+        if user == "replay" {
+            opts = opts.custom_inbox_prefix(events::topology::REPLAY_INBOX_PREFIX);
+        }
+        Ok(opts.connect(self.url()).await?)
     }
 
     /// kill -9.

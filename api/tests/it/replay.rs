@@ -126,7 +126,22 @@ async fn the_replay_user_can_neither_write_nor_delete() {
         .await
         .is_err());
 
+    // Nor can it read the replies other clients get (its inbox is private).
+    let spy_client = s.nats.client("replay").await.unwrap();
+    let spy = spy_client.subscribe("_INBOX.>").await;
+    let mut spy = spy.unwrap();
+    let _ = spy_client.flush().await;
     let api_js = s.js("api").await;
+    let _ = api_js.get_stream("EVENTS").await.unwrap();
+    let seen = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        futures::StreamExt::next(&mut spy),
+    )
+    .await;
+    assert!(
+        !matches!(seen, Ok(Some(_))),
+        "the replay user read another client's replies"
+    );
     let mut stream = api_js.get_stream("EVENTS").await.unwrap();
     assert_eq!(
         stream.info().await.unwrap().state.messages,

@@ -106,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
                     auth.password.clone().unwrap_or_default(),
                 )
                 .name("replay")
+                .custom_inbox_prefix(events::topology::REPLAY_INBOX_PREFIX)
                 .connect(&nats_url)
                 .await
                 .context("connecting to NATS")?;
