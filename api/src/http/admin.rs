@@ -128,25 +128,34 @@ pub async fn logout(
     rid: RequestId,
 ) -> Result<StatusCode> {
     let ctx = rid.context(format!("admin:{}", session.username));
+    end_session(&s, session.token_id, session.expires_at, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Closes a session (an event) and revokes its token on every instance: refused here at once,
+/// elsewhere as soon as the KV entry arrives (milliseconds). The projector writes the same entry
+/// from the event, so a failed put here is not lost.
+async fn end_session(
+    s: &AppState,
+    token_id: uuid::Uuid,
+    expires_at: chrono::DateTime<Utc>,
+    ctx: &crate::commands::CommandContext,
+) -> Result<()> {
     execute(
         &s.sessions,
-        &session.token_id.to_string(),
+        &token_id.to_string(),
         SessionCommand::Close,
-        &ctx,
+        ctx,
     )
     .await?;
-    // Refused here at once; every other instance sees the KV entry within milliseconds. The
-    // projector writes the same entry from the event, so a failed put here is not lost.
-    s.revoked_tokens.insert(session.token_id);
-    let kv =
-        s.js.get_key_value(events::topology::ADMIN_REVOKED_BUCKET)
-            .await;
-    let put = match kv {
+    s.revoked_tokens.insert(token_id);
+    let put = match s
+        .js
+        .get_key_value(events::topology::ADMIN_REVOKED_BUCKET)
+        .await
+    {
         Ok(kv) => kv
-            .put(
-                session.token_id.to_string(),
-                Bytes::from(session.expires_at.to_rfc3339()),
-            )
+            .put(token_id.to_string(), Bytes::from(expires_at.to_rfc3339()))
             .await
             .map(|_| ())
             .map_err(|e| e.to_string()),
@@ -155,7 +164,7 @@ pub async fn logout(
     if let Err(error) = put {
         tracing::warn!(%error, "revocation not written to KV yet; the projector will write it");
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -194,12 +203,24 @@ pub async fn change_password(
         current_password: body.current_password,
         new_password_hash,
     };
-    execute(
-        &s.admins,
-        &session.username,
-        cmd,
-        &rid.context(format!("admin:{}", session.username)),
+    let ctx = rid.context(format!("admin:{}", session.username));
+    execute(&s.admins, &session.username, cmd, &ctx).await?;
+    // A new password ends every other session of this admin (the one asking stays signed in).
+    let others: Vec<(uuid::Uuid, chrono::DateTime<Utc>)> = sqlx::query_as(
+        "SELECT token_id, expires_at FROM admin_sessions
+          WHERE username = $1 AND revoked_at IS NULL AND expires_at > now() AND token_id <> $2",
     )
-    .await?;
+    .bind(&session.username)
+    .bind(session.token_id)
+    .fetch_all(&s.pool)
+    .await
+    .map_err(ApiError::from_db)?;
+    for (token_id, expires_at) in others {
+        match end_session(&s, token_id, expires_at, &ctx).await {
+            // Already closed meanwhile.
+            Ok(()) | Err(ApiError::Unauthorized(..)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }

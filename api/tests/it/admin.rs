@@ -48,6 +48,12 @@ async fn seed_login_password_logout_reach_the_stream_and_the_read_model() {
         .await
         .unwrap();
     assert_eq!(json_login.status(), StatusCode::OK);
+    let other_token = json_login.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // (The password change below ends the admin's other sessions, found in the read model.)
+    s.projected().await;
 
     let change = |current: &str, new: &str| {
         s.http
@@ -65,6 +71,15 @@ async fn seed_login_password_logout_reach_the_stream_and_the_read_model() {
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "weak_password");
     let r = change(&password, "a-brand-new-password").await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // The other session is over at once; the one that changed the password goes on.
+    let other = s
+        .http
+        .post(s.url("/api/v1/admin/logout"))
+        .bearer_auth(&other_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(s.login(&password).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         s.login("a-brand-new-password").await.status(),
@@ -99,13 +114,13 @@ async fn seed_login_password_logout_reach_the_stream_and_the_read_model() {
     .fetch_one(&s.db.pool)
     .await
     .unwrap();
-    assert_eq!((logins, logouts, changed), (3, 1, true));
+    assert_eq!((logins, logouts, changed), (3, 2, true));
     let (sessions, revoked): (i64, i64) =
         sqlx::query_as("SELECT count(*), count(revoked_at) FROM admin_sessions")
             .fetch_one(&s.db.pool)
             .await
             .unwrap();
-    assert_eq!((sessions, revoked), (3, 1));
+    assert_eq!((sessions, revoked), (3, 2));
 
     let history = stream_contents(&s.js("api").await).await;
     let types: Vec<&str> = history
@@ -119,6 +134,7 @@ async fn seed_login_password_logout_reach_the_stream_and_the_read_model() {
             "AdminLoggedIn",
             "AdminLoggedIn",
             "AdminPasswordChanged",
+            "AdminLoggedOut",
             "AdminLoggedIn",
             "AdminLoggedOut"
         ]
