@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::commands::{execute, CommandContext};
-use crate::domain::voice_task::VoiceTaskCommand;
+use crate::domain::voice_task::{TaskStatus, VoiceTaskCommand};
 use crate::error::ApiError;
 
 /// How long a worker's audio link stays valid (a job may wait in the queue).
@@ -79,14 +79,32 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Publishes the job of task `id` (idempotent per `msg_id` within the dedup window).
-    pub async fn dispatch(&self, id: Uuid, msg_id: String) -> Result<(), ApiError> {
+    /// The dispatcher of the API's own task store, object store and JetStream.
+    pub fn of(s: &AppState) -> Self {
+        Dispatcher {
+            store: s.voice_task_store.clone(),
+            storage: s.storage.clone(),
+            js: s.js.clone(),
+        }
+    }
+
+    /// Publishes the job of task `id` when `accept` takes the task's current status
+    /// (idempotent per `msg_id` within the dedup window). `Ok(false)`: not accepted, nothing sent.
+    pub async fn dispatch_when(
+        &self,
+        id: Uuid,
+        msg_id: String,
+        accept: impl Fn(TaskStatus) -> bool,
+    ) -> Result<bool, ApiError> {
         let mut ctx = self
             .store
             .load_aggregate(&id.to_string())
             .await
             .map_err(ApiError::from_aggregate)?;
         let task = ctx.aggregate();
+        if !accept(task.status()) {
+            return Ok(false);
+        }
         let (key, content_type, _) = task.upload();
         let job = Job {
             task_id: id,
@@ -105,21 +123,11 @@ impl Dispatcher {
             .map_err(|e| ApiError::Internal(format!("publishing the job: {e}")))?;
         ack.await.map_err(|_| ApiError::Unavailable("nats"))?;
         metrics::counter!("voice_jobs_dispatched_total").increment(1);
-        Ok(())
+        Ok(true)
     }
 }
 
-/// Publishes the job of task `id` (idempotent per `msg_id`).
-pub async fn dispatch(s: &AppState, id: Uuid, msg_id: String) -> Result<(), ApiError> {
-    let d = Dispatcher {
-        store: s.voice_task_store.clone(),
-        storage: s.storage.clone(),
-        js: s.js.clone(),
-    };
-    d.dispatch(id, msg_id).await
-}
-
-async fn dispatch_event(s: &AppState, msg: jetstream::Message) {
+async fn dispatch_event(d: &Dispatcher, msg: jetstream::Message) {
     let env = match Envelope::from_bytes(&msg.payload) {
         Ok(env) => env,
         Err(e) => {
@@ -139,22 +147,12 @@ async fn dispatch_event(s: &AppState, msg: jetstream::Message) {
     };
     // Only a task still waiting gets a job: replaying history (a republish, a reset consumer)
     // must not analyse finished tasks again.
-    let status = match s.voice_task_store.load_aggregate(&id.to_string()).await {
-        Ok(mut ctx) => ctx.aggregate().status(),
-        Err(e) => {
-            tracing::warn!(error = %e, task = %id, "task not readable; retrying");
-            let _ = msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                .await;
-            return;
-        }
-    };
-    if status != crate::domain::voice_task::TaskStatus::Queued {
-        let _ = msg.ack().await;
-        return;
-    }
-    match dispatch(s, id, format!("{id}:{}", env.sequence)).await {
-        Ok(()) => {
+    let waiting = |status: TaskStatus| status == TaskStatus::Queued;
+    match d
+        .dispatch_when(id, format!("{id}:{}", env.sequence), waiting)
+        .await
+    {
+        Ok(_) => {
             let _ = msg.ack().await;
         }
         Err(e) => {
@@ -232,12 +230,12 @@ async fn intake(s: &AppState, msg: jetstream::Message) {
 }
 
 pub async fn run_dispatcher(s: AppState, shutdown: impl Future<Output = ()>) {
-    let js = s.js.clone();
+    let d = Dispatcher::of(&s);
     consume(
-        js,
+        s.js.clone(),
         EVENTS_STREAM,
         DISPATCHER_CONSUMER,
-        |m| dispatch_event(&s, m),
+        |m| dispatch_event(&d, m),
         shutdown,
     )
     .await

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::commands::{execute, CommandContext};
-use api::domain::voice_task::{VoiceTask, VoiceTaskCommand};
+use api::domain::voice_task::{TaskStatus, VoiceTask, VoiceTaskCommand};
 use api::error::ApiError;
 use api::pipeline::Dispatcher;
 use async_nats::jetstream::stream::RawMessageErrorKind;
@@ -154,10 +154,16 @@ impl TaskCare {
             };
             if !present {
                 let msg_id = format!("{id}:reconciled:{}", chrono::Utc::now().timestamp());
-                self.dispatcher
-                    .dispatch(id, msg_id)
+                let unfinished =
+                    |st: TaskStatus| matches!(st, TaskStatus::Queued | TaskStatus::Processing);
+                let sent = self
+                    .dispatcher
+                    .dispatch_when(id, msg_id, unfinished)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
+                if !sent {
+                    continue;
+                }
                 metrics::counter!("voice_jobs_redispatched_total").increment(1);
                 tracing::warn!(task = %id, status, "job missing from TASKS; dispatched again");
                 redispatched += 1;

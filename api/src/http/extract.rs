@@ -83,3 +83,21 @@ impl RequestId {
         CommandContext::new(actor, self.0)
     }
 }
+
+/// An optional free-text field: trimmed, absent when blank, and a 422 `code` when longer
+/// than `max` characters.
+pub fn optional_text(
+    value: Option<String>,
+    field: &str,
+    code: &'static str,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    let text = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    if text.as_ref().is_some_and(|t| t.chars().count() > max) {
+        return Err(ApiError::unprocessable(
+            code,
+            format!("{field} may have at most {max} characters"),
+        ));
+    }
+    Ok(text)
+}

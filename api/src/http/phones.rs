@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::extract::{Json, Query, RequestId};
+use super::extract::{optional_text, Json, Query, RequestId};
 use super::page::{split_page, PageQuery};
 use crate::app::AppState;
 use crate::auth::AdminSession;
@@ -71,19 +71,12 @@ pub async fn report(
                 "category must be scam, spam, robocall, harassment or other",
             )
         })?;
-    let description = body
-        .description
-        .map(|d| d.trim().to_owned())
-        .filter(|d| !d.is_empty());
-    if description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
-    {
-        return Err(ApiError::unprocessable(
-            "description_too_long",
-            format!("description may have at most {MAX_DESCRIPTION_CHARS} characters"),
-        ));
-    }
+    let description = optional_text(
+        body.description,
+        "description",
+        "description_too_long",
+        MAX_DESCRIPTION_CHARS,
+    )?;
     s.turnstile
         .verify(body.turnstile_token.as_deref(), ip)
         .await?;

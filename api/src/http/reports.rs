@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::extract::{Json, Query, RequestId};
+use super::extract::{optional_text, Json, Query, RequestId};
 use super::page::{split_page, PageQuery};
 use crate::app::AppState;
 use crate::auth::AdminSession;
@@ -60,19 +60,7 @@ pub async fn report_user(
         .filter(|r| !r.is_empty())
         .map(|r| user_id(r, "roomId"))
         .transpose()?;
-    let reason = body
-        .reason
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
-    if reason
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
-    {
-        return Err(ApiError::unprocessable(
-            "reason_too_long",
-            format!("reason may have at most {MAX_REASON_CHARS} characters"),
-        ));
-    }
+    let reason = optional_text(body.reason, "reason", "reason_too_long", MAX_REASON_CHARS)?;
     if reported == user.id {
         return Err(ApiError::unprocessable(
             "self_report",
