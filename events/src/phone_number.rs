@@ -57,6 +57,10 @@ pub enum PhoneNumberEvent {
         reporter_ip: Option<String>,
         counted: bool,
         reported_at: DateTime<Utc>,
+        /// Set when the report is the evidence of an analysed call from this number that was
+        /// judged a scam (filed by the voice pipeline; pending moderation like any report).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_id: Option<Uuid>,
     },
     PhoneReportApproved {
         report_id: Uuid,

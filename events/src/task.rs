@@ -20,16 +20,31 @@ pub struct Job {
     pub language: Option<String>,
 }
 
-/// An explainable indicator: which rule matched and the words that matched it.
+/// An explainable indicator: which tactic was found, the words that showed it and when they
+/// were said.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Indicator {
+    /// The tactic (`credential_request`, `unusual_payment`, …) or `caller_number_reported`.
     pub kind: String,
+    /// The words that matched, as heard (several phrases joined by ", ").
     pub evidence: String,
     pub weight: f64,
+    /// Where in the recording each phrase was said (absent for evidence not from speech).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spans: Vec<Span>,
 }
 
+/// Words heard between `start` and `end` seconds of the recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Span {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AudioFacts {
     pub duration_seconds: f64,
@@ -43,11 +58,18 @@ pub struct AudioFacts {
     pub silence_ratio: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Analyzer {
     pub name: String,
+    /// `<worker version>+rules:<rules version>+asr:<speech model>`: enough to re-derive a verdict.
     pub version: String,
+    /// The rules file's version (e.g. `2026.11.2`), compared by re-analysis filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_version: Option<String>,
+    /// The speech model, e.g. `whisper-base@d01c3014` (name and sha256 prefix of its weights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_model: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,7 +80,7 @@ pub struct CallerStanding {
 }
 
 /// What API.md calls `result`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisResult {
     /// scam | suspicious | safe | inconclusive
@@ -69,6 +91,18 @@ pub struct AnalysisResult {
     pub caller_number: Option<CallerStanding>,
     pub audio: AudioFacts,
     pub analyzer: Analyzer,
+    /// The verdict in one sentence (for `inconclusive`, why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    /// The language heard (ISO 639-1, e.g. `en`), when speech was recognised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The transcript with timestamps, one entry per recognised segment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Span>,
+    /// What speaks against a scam (e.g. "we will never ask for your PIN"); lowers the risk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counter_evidence: Vec<Indicator>,
 }
 
 /// What a worker publishes on `results.<workerId>`.

@@ -43,6 +43,18 @@ pub enum VoiceTaskEvent {
     },
     /// An admin asked for another run after a fix.
     TaskRequeued { by: String },
+    /// An analyst or admin asked for a completed task to be analysed again with today's
+    /// analyzer (one of a batch: `POST /admin/tasks/reanalyse`). The verdict stands meanwhile.
+    TaskReanalysisRequested { batch_id: Uuid, by: String },
+    /// The new result of a re-analysis. The earlier `TaskCompleted` (and any earlier
+    /// re-analysis) is kept: the task shows every result.
+    TaskReanalysed {
+        batch_id: Uuid,
+        worker_id: Uuid,
+        result: Box<AnalysisResult>,
+    },
+    /// A re-analysis that could not finish; the verdict before it stands.
+    TaskReanalysisFailed { batch_id: Uuid, reason: String },
 }
 
 impl DomainEvent for VoiceTaskEvent {
@@ -54,6 +66,9 @@ impl DomainEvent for VoiceTaskEvent {
             VoiceTaskEvent::TaskCompleted { .. } => "TaskCompleted",
             VoiceTaskEvent::TaskFailed { .. } => "TaskFailed",
             VoiceTaskEvent::TaskRequeued { .. } => "TaskRequeued",
+            VoiceTaskEvent::TaskReanalysisRequested { .. } => "TaskReanalysisRequested",
+            VoiceTaskEvent::TaskReanalysed { .. } => "TaskReanalysed",
+            VoiceTaskEvent::TaskReanalysisFailed { .. } => "TaskReanalysisFailed",
         }
         .to_string()
     }

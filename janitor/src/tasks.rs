@@ -154,8 +154,9 @@ impl TaskCare {
             };
             if !present {
                 let msg_id = format!("{id}:reconciled:{}", chrono::Utc::now().timestamp());
-                let unfinished =
-                    |st: TaskStatus| matches!(st, TaskStatus::Queued | TaskStatus::Processing);
+                let unfinished = |t: &api::domain::voice_task::VoiceTask| {
+                    matches!(t.status(), TaskStatus::Queued | TaskStatus::Processing)
+                };
                 let sent = self
                     .dispatcher
                     .dispatch_when(id, msg_id, unfinished)

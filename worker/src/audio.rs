@@ -1,4 +1,5 @@
-//! Decoding with symphonia: audio facts, and a clear refusal of undecodable or empty audio.
+//! Decoding with symphonia: audio facts, the speech as 16 kHz mono for recognition, and a clear
+//! refusal of undecodable or empty audio.
 
 use std::io::Cursor;
 
@@ -11,6 +12,11 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use events::task::AudioFacts;
+
+use crate::resample::Resampler;
+
+/// The rate Whisper listens at.
+pub const SPEECH_RATE: u32 = 16_000;
 
 /// Shortest audio worth analysing.
 pub const MIN_SECONDS: f64 = 0.5;
@@ -34,6 +40,73 @@ fn extension(content_type: Option<&str>) -> Option<&'static str> {
         "audio/aac" => "aac",
         _ => return None,
     })
+}
+
+/// Decoded audio: its facts and the first `max_seconds` of it as 16 kHz mono.
+#[derive(Debug)]
+pub struct Decoded {
+    pub facts: AudioFacts,
+    /// Mono, 16 kHz, in -1..1.
+    pub speech: Vec<f32>,
+    /// The recording was longer than the cap; `speech` holds its beginning.
+    pub truncated: bool,
+}
+
+/// Downmixes interleaved chunks to mono and converts them to 16 kHz as they are decoded, so
+/// memory follows the speech kept (64 kB a second), not the source format.
+struct Speech {
+    resampler: Option<(u32, Resampler)>,
+    out: Vec<f32>,
+    mono: Vec<f32>,
+    max_samples: usize,
+    truncated: bool,
+}
+
+impl Speech {
+    fn new(max_seconds: f64) -> Speech {
+        Speech {
+            resampler: None,
+            out: Vec::new(),
+            mono: Vec::new(),
+            max_samples: (max_seconds.max(0.0) * SPEECH_RATE as f64) as usize,
+            truncated: false,
+        }
+    }
+
+    fn push(&mut self, samples: &[f32], channels: u32, rate: u32) {
+        if self.truncated || rate == 0 {
+            return;
+        }
+        if self.out.len() >= self.max_samples {
+            self.truncated = true;
+            return;
+        }
+        let channels = channels.max(1) as usize;
+        self.mono.clear();
+        self.mono.extend(
+            samples
+                .chunks(channels)
+                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+        );
+        // A stream whose rate changes mid-way (allowed by some containers) restarts the filter.
+        if self.resampler.as_ref().map(|(r, _)| *r) != Some(rate) {
+            if let Some((_, mut old)) = self.resampler.take() {
+                old.finish(&mut self.out);
+            }
+            self.resampler = Some((rate, Resampler::new(rate, SPEECH_RATE)));
+        }
+        let (_, r) = self.resampler.as_mut().expect("resampler set above");
+        r.push(&self.mono, &mut self.out);
+    }
+
+    fn finish(mut self) -> (Vec<f32>, bool) {
+        if let Some((_, mut r)) = self.resampler.take() {
+            r.finish(&mut self.out);
+        }
+        let truncated = self.truncated || self.out.len() > self.max_samples;
+        self.out.truncate(self.max_samples);
+        (self.out, truncated)
+    }
 }
 
 fn dbfs(x: f64) -> f64 {
@@ -123,15 +196,29 @@ impl Levels {
 /// in WebM and Ogg) is decoded with the pure-Rust `opus-decoder`; every other codec by symphonia.
 /// A decoder that panics on hostile input makes the file undecodable, not the worker crash.
 pub fn analyse(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts, AudioError> {
-    let content_type = content_type.map(str::to_owned);
-    std::panic::catch_unwind(move || decode(bytes, content_type.as_deref())).unwrap_or_else(|_| {
-        Err(AudioError::Undecodable(
-            "the decoder rejected the stream".into(),
-        ))
-    })
+    decode(bytes, content_type, 0.0).map(|d| d.facts)
 }
 
-fn decode(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts, AudioError> {
+/// Decodes the file: its facts, and its first `max_seconds` as 16 kHz mono for recognition.
+pub fn decode(
+    bytes: Vec<u8>,
+    content_type: Option<&str>,
+    max_seconds: f64,
+) -> Result<Decoded, AudioError> {
+    let content_type = content_type.map(str::to_owned);
+    std::panic::catch_unwind(move || decode_inner(bytes, content_type.as_deref(), max_seconds))
+        .unwrap_or_else(|_| {
+            Err(AudioError::Undecodable(
+                "the decoder rejected the stream".into(),
+            ))
+        })
+}
+
+fn decode_inner(
+    bytes: Vec<u8>,
+    content_type: Option<&str>,
+    max_seconds: f64,
+) -> Result<Decoded, AudioError> {
     let undecodable = |e: &dyn std::fmt::Display| AudioError::Undecodable(e.to_string());
     let mut hint = Hint::new();
     if let Some(ext) = extension(content_type) {
@@ -155,6 +242,16 @@ fn decode(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts, Audi
     let track_id = track.id;
     let params = track.codec_params.clone();
     let mut levels = Levels::new();
+    let mut speech = Speech::new(max_seconds);
+    let done = |levels: Levels, speech: Speech, rate: u32, channels: u32, codec: String| {
+        let facts = levels.facts(rate, channels, codec)?;
+        let (speech, truncated) = speech.finish();
+        Ok(Decoded {
+            facts,
+            speech,
+            truncated,
+        })
+    };
 
     if params.codec == CODEC_TYPE_OPUS {
         const RATE: u32 = 48_000;
@@ -181,13 +278,14 @@ fn decode(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts, Audi
                 Ok(n) => {
                     decoded_any = true;
                     levels.push(&pcm[..n * channels as usize], channels, RATE);
+                    speech.push(&pcm[..n * channels as usize], channels, RATE);
                 }
                 // A damaged packet is skipped, as symphonia does for its codecs.
                 Err(_) if decoded_any => continue,
                 Err(e) => return Err(undecodable(&e)),
             }
         }
-        return levels.facts(RATE, channels, "opus".into());
+        return done(levels, speech, RATE, channels, "opus".into());
     }
 
     let codec = symphonia::default::get_codecs()
@@ -223,8 +321,9 @@ fn decode(bytes: Vec<u8>, content_type: Option<&str>) -> Result<AudioFacts, Audi
         }
         b.copy_interleaved_ref(decoded);
         levels.push(b.samples(), channels, rate);
+        speech.push(b.samples(), channels, rate);
     }
-    levels.facts(rate, channels, codec)
+    done(levels, speech, rate, channels, codec)
 }
 
 /// A mono 16-bit PCM WAV of `seconds` of a 440 Hz tone (tests and examples).
@@ -347,6 +446,31 @@ mod tests {
             Ok(facts) => assert_eq!(facts.codec, "opus"),
             Err(e) => assert!(matches!(e, AudioError::Undecodable(_) | AudioError::Empty)),
         }
+    }
+
+    #[test]
+    fn the_speech_is_16_khz_mono_and_capped() {
+        let d = decode(tone_wav(2.0, 8000), Some("audio/wav"), 60.0).unwrap();
+        assert!(
+            (d.speech.len() as i64 - 32_000).abs() <= 2,
+            "{}",
+            d.speech.len()
+        );
+        assert!(!d.truncated);
+        let peak = d.speech.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!((peak - 0.5).abs() < 0.02, "{peak}");
+        let d = decode(tone_wav(2.0, 8000), Some("audio/wav"), 1.0).unwrap();
+        assert_eq!(d.speech.len(), 16_000);
+        assert!(d.truncated);
+        // The facts still describe the whole recording.
+        assert!((d.facts.duration_seconds - 2.0).abs() < 0.01);
+        let d = decode(
+            include_bytes!("../tests/fixtures/tone-1500ms.webm").to_vec(),
+            Some("audio/webm"),
+            60.0,
+        )
+        .unwrap();
+        assert!((d.speech.len() as f64 / 16_000.0 - 1.5).abs() < 0.05);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The analysis worker. Runs anywhere with nothing but `NATS_URL` and `WORKER_TOKEN`.
 //!
 //! ```text
-//!  TASKS (durable "workers", pull) ──► job ──► GET audio_url ──► symphonia: audio facts
-//!        in-progress acks every ack_wait/3          ──► ASR (optional, OpenAI-compatible)
-//!                                             ──► rules: indicators with evidence
+//!  TASKS (durable "workers", pull) ──► job ──► GET audio_url ──► symphonia: facts + 16 kHz mono
+//!        in-progress acks every ack_wait/3          ──► speech: Whisper (offline, default)
+//!                                                       or an OpenAI-compatible service
+//!                                             ──► tactics: indicators with words and times
 //!                                             ──► KV phone-reputation: caller standing
 //!  results.<workerId> ◄── Completed | Failed{retryable}      then ack (or nak to retry,
 //!  workers.heartbeat.<workerId> every 5 s                      term for a malformed job)
@@ -13,7 +14,10 @@
 
 pub mod analyze;
 pub mod audio;
-pub mod rules;
+pub mod cli;
+pub mod resample;
+pub mod speech;
+pub mod tactics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,7 +33,8 @@ use futures::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
-pub use analyze::{Analyzer, Failure};
+use crate::speech::Recognizer as _;
+pub use analyze::{Analyzer, Failure, Hearing};
 
 #[derive(clap::Parser, Clone, Debug)]
 #[command(
@@ -50,21 +55,122 @@ pub struct Config {
     /// Jobs analysed at once.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,
-    /// OpenAI-compatible transcription endpoint base (e.g. http://asr:8000); none: no transcript.
+    #[command(flatten)]
+    pub analysis: AnalysisConfig,
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// How the worker analyses (also what `worker analyze FILE` reads).
+#[derive(clap::Args, Clone, Debug)]
+pub struct AnalysisConfig {
+    /// Speech recognition: `whisper` (offline, in this process), `openai` (an OpenAI-compatible
+    /// service at ASR_URL), `none`, or `auto` (openai when ASR_URL is set, else whisper).
+    #[arg(long, env = "ASR_ENGINE", default_value = "auto")]
+    pub asr_engine: String,
+    /// The whisper.cpp model file (`scripts/ensure-model.sh` prints its path).
+    /// Default: ~/.cache/blacklist/models/ggml-base.bin.
+    #[arg(long, env = "WHISPER_MODEL")]
+    pub whisper_model: Option<std::path::PathBuf>,
+    /// Threads for one recognition (default: every core).
+    #[arg(long, env = "WHISPER_THREADS")]
+    pub whisper_threads: Option<usize>,
+    /// OpenAI-compatible transcription endpoint base (e.g. http://asr:8000).
     #[arg(long, env = "ASR_URL")]
     pub asr_url: Option<String>,
     #[arg(long, env = "ASR_API_KEY", hide_env_values = true)]
     pub asr_api_key: Option<Secret>,
     #[arg(long, env = "ASR_MODEL", default_value = "whisper-1")]
     pub asr_model: String,
-    /// A rules file replacing the built-in `worker/rules.json`.
+    /// A rules file (worker/rules/<lang>.json format) replacing the built-in rules of its language.
     #[arg(long, env = "ANALYZER_RULES_FILE")]
     pub rules_file: Option<std::path::PathBuf>,
+    /// Audio analysed at most, in seconds (the rest of a longer call is not heard).
+    #[arg(long, env = "MAX_AUDIO_SECONDS", default_value_t = 1800.0)]
+    pub max_audio_seconds: f64,
+    /// Time an analysis may take per minute of audio, in seconds (plus 30 s); then it fails.
+    #[arg(long, env = "ANALYSIS_SECONDS_PER_AUDIO_MINUTE", default_value_t = 120)]
+    pub analysis_seconds_per_minute: u64,
     /// Largest audio file fetched, in bytes.
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_audio_bytes: usize,
-    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+}
+
+impl Default for AnalysisConfig {
+    /// The defaults of the command line (Whisper base from the model cache).
+    fn default() -> Self {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            a: AnalysisConfig,
+        }
+        Only::parse_from(["worker"]).a
+    }
+}
+
+/// The analyzer the configuration asks for. A missing or corrupt speech model, or a bad rules
+/// file, stops the worker here, at start, with a message that says what to do.
+pub fn build_analyzer(config: &AnalysisConfig) -> anyhow::Result<Analyzer> {
+    let mut rules: Vec<tactics::Rules> = tactics::BUILT_IN
+        .iter()
+        .map(|(_, json)| tactics::Rules::parse(json))
+        .collect::<anyhow::Result<_>>()
+        .context("built-in analyzer rules")?;
+    if let Some(path) = &config.rules_file {
+        let json =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let custom = tactics::Rules::parse(&json)
+            .with_context(|| format!("analyzer rules {}", path.display()))?;
+        rules.retain(|r| r.language != custom.language);
+        rules.push(custom);
+    }
+    let asr_url = config.asr_url.clone().filter(|u| !u.is_empty());
+    let engine = match (config.asr_engine.as_str(), &asr_url) {
+        ("auto", Some(_)) => "openai",
+        ("auto", None) => "whisper",
+        (e, _) => e,
+    };
+    let hearing = match engine {
+        "whisper" => {
+            let path = config
+                .whisper_model
+                .clone()
+                .unwrap_or_else(speech::default_model_path);
+            let threads = config.whisper_threads.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            });
+            let started = std::time::Instant::now();
+            let whisper = speech::Whisper::load(&path, threads)?;
+            tracing::info!(model = %whisper.label(), path = %path.display(), threads,
+                seconds = started.elapsed().as_secs_f64(), "speech model loaded");
+            Hearing::Whisper(Arc::new(whisper))
+        }
+        "openai" => Hearing::OpenAi(speech::OpenAiAsr {
+            base: asr_url.context("ASR_ENGINE=openai needs ASR_URL")?,
+            key: config.asr_api_key.as_ref().map(|k| k.expose().to_owned()),
+            model: config.asr_model.clone(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .context("HTTP client")?,
+        }),
+        "none" => Hearing::None,
+        other => anyhow::bail!("ASR_ENGINE must be whisper, openai, none or auto, not {other:?}"),
+    };
+    anyhow::ensure!(
+        config.max_audio_seconds > 0.0 && config.max_audio_seconds.is_finite(),
+        "MAX_AUDIO_SECONDS must be positive"
+    );
+    Ok(Analyzer::new(
+        rules,
+        hearing,
+        config.max_audio_bytes,
+        config.max_audio_seconds,
+        Duration::from_secs(config.analysis_seconds_per_minute.max(1)),
+    ))
 }
 
 /// A spawned task that ends when its owner is dropped: if a job or the worker itself is
@@ -103,6 +209,8 @@ impl Worker {
         let token = config.worker_token.expose().to_owned();
         let id = events::worker::token_worker_id(&token)
             .context("WORKER_TOKEN is not a worker token")?;
+        // The model and rules first: a bad one stops the worker before it takes any job.
+        let analyzer = build_analyzer(&config.analysis)?;
         let auth = common::nats::NatsAuth {
             token: Some(token),
             // Its permissions cover only this prefix: it cannot read other clients' replies.
@@ -112,18 +220,6 @@ impl Worker {
         let client =
             common::nats::connect(&config.nats_url, &format!("worker-{id}"), &auth).await?;
         let js = jetstream::new(client.clone());
-        let rules = match &config.rules_file {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?,
-            None => rules::DEFAULT_RULES.to_owned(),
-        };
-        let analyzer = Analyzer::new(
-            rules::Rules::parse(&rules).context("analyzer rules")?,
-            config.asr_url.clone(),
-            config.asr_api_key.as_ref().map(|k| k.expose().to_owned()),
-            config.asr_model.clone(),
-            config.max_audio_bytes,
-        );
         Ok(Worker {
             id,
             client,

@@ -82,6 +82,13 @@ pub enum PhoneCommand {
         reporter_ip: Option<String>,
         at: DateTime<Utc>,
     },
+    /// The evidence of an analysed call from this number judged a scam: a pending report, once
+    /// per task (its id is derived from the task's), for moderators to approve or reject.
+    FileCallEvidence {
+        task_id: Uuid,
+        description: String,
+        at: DateTime<Utc>,
+    },
     Approve {
         report_id: Uuid,
         moderator: String,
@@ -118,6 +125,11 @@ pub struct PhoneNumber {
     reports: HashMap<Uuid, ReportStatus>,
     /// When each IP last had a counted report of this number.
     counted_at: HashMap<String, DateTime<Utc>>,
+}
+
+/// The report id of a task's call evidence (UUIDv5 of the task id): filing it twice is a no-op.
+pub fn evidence_report_id(task_id: Uuid) -> Uuid {
+    Uuid::new_v5(&task_id, b"call-evidence")
 }
 
 /// Repeats from one IP inside this window count once.
@@ -162,6 +174,26 @@ impl Aggregate for PhoneNumber {
                     reporter_ip,
                     counted,
                     reported_at: at,
+                    task_id: None,
+                }
+            }
+            PhoneCommand::FileCallEvidence {
+                task_id,
+                description,
+                at,
+            } => {
+                let report_id = evidence_report_id(task_id);
+                if self.reports.contains_key(&report_id) {
+                    return Ok(());
+                }
+                PhoneNumberEvent::PhoneReported {
+                    report_id,
+                    category: Category::Scam,
+                    description: Some(description),
+                    reporter_ip: None,
+                    counted: true,
+                    reported_at: at,
+                    task_id: Some(task_id),
                 }
             }
             PhoneCommand::Approve {
@@ -303,7 +335,47 @@ mod tests {
             reporter_ip: Some(ip.into()),
             counted,
             reported_at: at(h),
+            task_id: None,
         }
+    }
+
+    #[test]
+    fn a_flagged_call_files_evidence_once_and_it_waits_for_a_moderator() {
+        let task = Uuid::from_u128(9);
+        let file = PhoneCommand::FileCallEvidence {
+            task_id: task,
+            description: "flagged".into(),
+            at: at(0),
+        };
+        let filed = PhoneNumberEvent::PhoneReported {
+            report_id: evidence_report_id(task),
+            category: Category::Scam,
+            description: Some("flagged".into()),
+            reporter_ip: None,
+            counted: true,
+            reported_at: at(0),
+            task_id: Some(task),
+        };
+        Given::with(())
+            .given_no_previous_events()
+            .when(file.clone())
+            .then_expect_events(vec![filed.clone()]);
+        // Again (a redelivered event): nothing new.
+        Given::with(())
+            .given(vec![filed.clone()])
+            .when(file)
+            .then_expect_events(vec![]);
+        // A moderator decides it like any report.
+        Given::with(())
+            .given(vec![filed])
+            .when(PhoneCommand::Approve {
+                report_id: evidence_report_id(task),
+                moderator: "admin".into(),
+            })
+            .then_expect_events(vec![PhoneNumberEvent::PhoneReportApproved {
+                report_id: evidence_report_id(task),
+                moderator: "admin".into(),
+            }]);
     }
 
     #[test]

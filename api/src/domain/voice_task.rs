@@ -5,9 +5,14 @@
 //!                         ▲               │  ▲ Start (redelivered)
 //!                         │               └──┘
 //!                         │               ─Fail─► failed ─Requeue─► queued
+//!
+//!  completed ─RequestReanalysis─► completed + re-analysis pending ─Complete─► TaskReanalysed
+//!                                                                 ─Fail─────► TaskReanalysisFailed
 //! ```
 //! A task moves only along these arrows; exactly one `TaskCompleted` (a late duplicate result
-//! is refused); submitting twice returns the same task (idempotent, no new event).
+//! is refused); submitting twice returns the same task (idempotent, no new event). A
+//! re-analysis keeps the verdict until its result arrives, and that result is a new event
+//! beside the old one; one re-analysis at a time.
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -57,6 +62,10 @@ pub enum VoiceTaskCommand {
     Requeue {
         by: String,
     },
+    RequestReanalysis {
+        batch_id: Uuid,
+        by: String,
+    },
 }
 
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -81,9 +90,17 @@ pub struct VoiceTask {
     attempts: u32,
     caller_number: Option<String>,
     language: Option<String>,
+    /// The batch of a re-analysis in progress.
+    #[serde(default)]
+    reanalysis: Option<Uuid>,
 }
 
 impl VoiceTask {
+    /// The batch of the re-analysis in progress, if any.
+    pub fn reanalysis(&self) -> Option<Uuid> {
+        self.reanalysis
+    }
+
     pub fn status(&self) -> TaskStatus {
         self.status
     }
@@ -160,25 +177,48 @@ impl Aggregate for VoiceTask {
                 // Idempotent: the same upload submitted again is the same task.
                 _ => return Ok(()),
             },
-            VoiceTaskCommand::Start { worker_id } => match self.status {
-                Queued | Processing => VoiceTaskEvent::TaskStarted {
+            VoiceTaskCommand::Start { worker_id } => match (self.status, self.reanalysis) {
+                (Queued | Processing, _) => VoiceTaskEvent::TaskStarted {
                     worker_id,
                     attempt: self.attempts + 1,
                 },
+                // A re-analysis runs without changing the task's status.
+                (Completed, Some(_)) => return Ok(()),
                 _ => return refuse("start"),
             },
-            VoiceTaskCommand::Complete { worker_id, result } => match self.status {
-                Queued | Processing => VoiceTaskEvent::TaskCompleted { worker_id, result },
-                _ => return refuse("complete"),
-            },
-            VoiceTaskCommand::Fail { reason, retryable } => match self.status {
-                Queued | Processing => VoiceTaskEvent::TaskFailed {
+            VoiceTaskCommand::Complete { worker_id, result } => {
+                match (self.status, self.reanalysis) {
+                    (Queued | Processing, _) => VoiceTaskEvent::TaskCompleted { worker_id, result },
+                    (Completed, Some(batch_id)) => VoiceTaskEvent::TaskReanalysed {
+                        batch_id,
+                        worker_id,
+                        result,
+                    },
+                    _ => return refuse("complete"),
+                }
+            }
+            VoiceTaskCommand::Fail { reason, retryable } => match (self.status, self.reanalysis) {
+                (Queued | Processing, _) => VoiceTaskEvent::TaskFailed {
                     reason,
                     retryable,
                     attempts: self.attempts,
                 },
+                (Completed, Some(batch_id)) => {
+                    VoiceTaskEvent::TaskReanalysisFailed { batch_id, reason }
+                }
                 _ => return refuse("fail"),
             },
+            VoiceTaskCommand::RequestReanalysis { batch_id, by } => {
+                match (self.status, self.reanalysis) {
+                    (None, _) => return Err(VoiceTaskError::UnknownUpload),
+                    (Completed, Option::None) => {
+                        VoiceTaskEvent::TaskReanalysisRequested { batch_id, by }
+                    }
+                    // One at a time: asking again while one runs changes nothing.
+                    (Completed, Some(_)) => return Ok(()),
+                    _ => return refuse("be re-analysed"),
+                }
+            }
             VoiceTaskCommand::Requeue { by } => match self.status {
                 Failed => VoiceTaskEvent::TaskRequeued { by },
                 None => return Err(VoiceTaskError::UnknownUpload),
@@ -221,6 +261,12 @@ impl Aggregate for VoiceTask {
             }
             VoiceTaskEvent::TaskCompleted { .. } => self.status = TaskStatus::Completed,
             VoiceTaskEvent::TaskFailed { .. } => self.status = TaskStatus::Failed,
+            VoiceTaskEvent::TaskReanalysisRequested { batch_id, .. } => {
+                self.reanalysis = Some(batch_id)
+            }
+            VoiceTaskEvent::TaskReanalysed { .. } | VoiceTaskEvent::TaskReanalysisFailed { .. } => {
+                self.reanalysis = Option::None
+            }
         }
     }
 }
@@ -283,7 +329,9 @@ mod tests {
             analyzer: Analyzer {
                 name: "t".into(),
                 version: "1".into(),
+                ..Default::default()
             },
+            ..Default::default()
         })
     }
 
@@ -356,6 +404,87 @@ mod tests {
                 worker_id: w(),
                 attempt: 1,
             }]);
+    }
+
+    #[test]
+    fn a_reanalysis_keeps_the_verdict_until_its_result_arrives_beside_the_old_one() {
+        let batch = Uuid::from_u128(42);
+        let done = VoiceTaskEvent::TaskCompleted {
+            worker_id: w(),
+            result: result(),
+        };
+        let asked = VoiceTaskEvent::TaskReanalysisRequested {
+            batch_id: batch,
+            by: "admin".into(),
+        };
+        let request = || VoiceTaskCommand::RequestReanalysis {
+            batch_id: batch,
+            by: "admin".into(),
+        };
+        let history = vec![authorized(), submitted(), done.clone()];
+        // Only a completed task is re-analysed.
+        Given::with(())
+            .given(vec![authorized(), submitted()])
+            .when(request())
+            .then_expect_error(VoiceTaskError::InvalidTransition(
+                "queued",
+                "be re-analysed",
+            ));
+        Given::with(())
+            .given_no_previous_events()
+            .when(request())
+            .then_expect_error(VoiceTaskError::UnknownUpload);
+        Given::with(())
+            .given(history.clone())
+            .when(request())
+            .then_expect_events(vec![asked.clone()]);
+        let pending = [history.clone(), vec![asked.clone()]].concat();
+        // One at a time; a start changes nothing (the task stays completed).
+        Given::with(())
+            .given(pending.clone())
+            .when(request())
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(pending.clone())
+            .when(VoiceTaskCommand::Start { worker_id: w() })
+            .then_expect_events(vec![]);
+        let mut newer = result();
+        newer.verdict = "scam".into();
+        let reanalysed = VoiceTaskEvent::TaskReanalysed {
+            batch_id: batch,
+            worker_id: w(),
+            result: newer.clone(),
+        };
+        Given::with(())
+            .given(pending.clone())
+            .when(VoiceTaskCommand::Complete {
+                worker_id: w(),
+                result: newer.clone(),
+            })
+            .then_expect_events(vec![reanalysed.clone()]);
+        Given::with(())
+            .given(pending.clone())
+            .when(VoiceTaskCommand::Fail {
+                reason: "undecodable".into(),
+                retryable: false,
+            })
+            .then_expect_events(vec![VoiceTaskEvent::TaskReanalysisFailed {
+                batch_id: batch,
+                reason: "undecodable".into(),
+            }]);
+        // Done: a late duplicate is refused, and another re-analysis may be asked for.
+        let after = [pending, vec![reanalysed]].concat();
+        Given::with(())
+            .given(after.clone())
+            .when(VoiceTaskCommand::Complete {
+                worker_id: w(),
+                result: newer,
+            })
+            .then_expect_error(VoiceTaskError::InvalidTransition("completed", "complete"));
+        Given::with(())
+            .given(after)
+            .when(request())
+            .then_expect_events(vec![asked]);
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .route("/client/tasks", post(tasks::submit))
         .route("/client/tasks/{task_id}", get(tasks::status))
         .route("/client/tasks/{task_id}/events", get(tasks::events))
+        .route("/client/tasks/{task_id}/recording", get(tasks::recording))
         .route("/client/phones/report", post(phones::report))
         .route("/client/phones/{phone_number}", get(phones::lookup))
         .route("/admin/phones", get(phones::list))
@@ -57,6 +58,8 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
             post(queue::retry_all_failed),
         )
         .route("/admin/tasks/{id}/retry", post(queue::retry))
+        .route("/admin/tasks/reanalyse", post(queue::reanalyse))
+        .route("/admin/tasks/reanalyses", get(queue::reanalyses))
         .route("/admin/queue/stats", get(queue::stats))
         .route("/admin/workers", post(workers::register).get(workers::list))
         .route(

@@ -123,6 +123,7 @@ pub async fn lookup(
             "pendingReports": r.get::<i32, _>("pending_reports"),
             "categories": r.get::<Value, _>("categories"),
             "lastReportedAt": r.get::<Option<DateTime<Utc>>, _>("last_reported_at"),
+            "flaggedCalls": r.get::<i32, _>("flagged_calls"),
         }),
         None => json!({
             "phoneNumber": e164,
@@ -131,6 +132,7 @@ pub async fn lookup(
             "pendingReports": 0,
             "categories": {},
             "lastReportedAt": null,
+            "flaggedCalls": 0,
         }),
     };
     Ok(axum::Json(body))

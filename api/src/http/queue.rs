@@ -72,6 +72,8 @@ pub async fn list(
                 "workerId": r.get::<Option<Uuid>, _>("worker_id"),
                 "callerNumber": r.get::<Option<String>, _>("caller_number"),
                 "result": r.get::<Option<Value>, _>("result"),
+                "previousResults": r.get::<Value, _>("previous_results"),
+                "reanalysisPending": r.get::<Option<Uuid>, _>("reanalysis_batch").is_some(),
                 "error": r.get::<Option<String>, _>("error"),
             })
         })
@@ -167,4 +169,157 @@ pub async fn retry_all_failed(
         }
     }
     Ok(axum::Json(json!({"requeued": requeued})))
+}
+
+/// Which completed tasks a re-analysis takes (every field optional; all given must hold).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReanalyseBody {
+    /// Tasks whose analyzer rules version is below this one (`2026.11.2`), or unknown.
+    analyzer_version_below: Option<String>,
+    /// Completed at or after.
+    from: Option<DateTime<Utc>>,
+    /// Completed before.
+    to: Option<DateTime<Utc>>,
+    /// scam | suspicious | safe | inconclusive
+    verdict: Option<String>,
+    /// At most this many tasks (default 1000, at most 10000), oldest first.
+    limit: Option<i64>,
+}
+
+/// Largest batch.
+const MAX_REANALYSIS: i64 = 10_000;
+
+/// `POST /admin/tasks/reanalyse`: completed tasks matching the filter are analysed again with
+/// today's analyzer (their stored recordings); each new result is a `TaskReanalysed` event beside
+/// the old result. Tasks with a re-analysis already running are left as they are.
+#[tracing::instrument(skip_all)]
+pub async fn reanalyse(
+    State(s): State<AppState>,
+    admin: AdminSession,
+    rid: RequestId,
+    super::extract::Json(body): super::extract::Json<ReanalyseBody>,
+) -> Result<impl IntoResponse> {
+    let below = match body.analyzer_version_below.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(v) => {
+            let ok = v.len() <= 32
+                && v.split('.').all(|p| {
+                    !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit())
+                });
+            if !ok {
+                return Err(ApiError::unprocessable(
+                    "invalid_version",
+                    "analyzerVersionBelow must look like 2026.11.2 (numbers and dots)",
+                ));
+            }
+            Some(v.to_owned())
+        }
+    };
+    let verdict = match body.verdict.as_deref().filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v @ ("scam" | "suspicious" | "safe" | "inconclusive")) => Some(v.to_owned()),
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_verdict",
+                "verdict must be scam, suspicious, safe or inconclusive",
+            ))
+        }
+    };
+    if let (Some(from), Some(to)) = (body.from, body.to) {
+        if from >= to {
+            return Err(ApiError::unprocessable(
+                "invalid_period",
+                "from must be before to",
+            ));
+        }
+    }
+    let limit = body.limit.unwrap_or(1000);
+    if !(1..=MAX_REANALYSIS).contains(&limit) {
+        return Err(ApiError::unprocessable(
+            "invalid_limit",
+            "limit must be between 1 and 10000",
+        ));
+    }
+    // Versions compare part by part as numbers (2026.11.10 > 2026.11.9); a result without a
+    // rules version predates versioned results and is always below.
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT task_id FROM voice_tasks
+          WHERE status = 'completed' AND reanalysis_batch IS NULL
+            AND ($1::text IS NULL
+                 OR result->'analyzer'->>'rulesVersion' IS NULL
+                 OR result->'analyzer'->>'rulesVersion' !~ '^[0-9]{1,9}(\\.[0-9]{1,9})*$'
+                 OR string_to_array(result->'analyzer'->>'rulesVersion', '.')::bigint[]
+                    < string_to_array($1, '.')::bigint[])
+            AND ($2::timestamptz IS NULL OR completed_at >= $2)
+            AND ($3::timestamptz IS NULL OR completed_at < $3)
+            AND ($4::text IS NULL OR result->>'verdict' = $4)
+          ORDER BY completed_at LIMIT $5",
+    )
+    .bind(&below)
+    .bind(body.from)
+    .bind(body.to)
+    .bind(&verdict)
+    .bind(limit)
+    .fetch_all(&s.pool)
+    .await
+    .map_err(ApiError::from_db)?;
+    let batch_id = Uuid::new_v4();
+    let ctx = crate::commands::CommandContext::new(format!("admin:{}", admin.username), rid.0);
+    let mut requested = 0;
+    for id in &ids {
+        let cmd = VoiceTaskCommand::RequestReanalysis {
+            batch_id,
+            by: admin.username.clone(),
+        };
+        // A task that changed meanwhile (another batch took it) is skipped, not an error.
+        match execute(&s.voice_tasks, &id.to_string(), cmd, &ctx).await {
+            Ok(_) => requested += 1,
+            Err(ApiError::Conflict(..)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    metrics::counter!("voice_tasks_reanalysis_requested_total").increment(requested as u64);
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({
+            "batchId": if requested > 0 { Some(batch_id) } else { None },
+            "matched": ids.len(),
+            "requested": requested,
+        })),
+    ))
+}
+
+/// `GET /admin/tasks/reanalyses`: the latest re-analysis batches and their progress.
+#[tracing::instrument(skip_all)]
+pub async fn reanalyses(
+    State(s): State<AppState>,
+    _admin: AdminSession,
+) -> Result<impl IntoResponse> {
+    let rows = sqlx::query("SELECT * FROM reanalysis_batches ORDER BY requested_at DESC LIMIT 20")
+        .fetch_all(&s.pool)
+        .await
+        .map_err(ApiError::from_db)?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let (total, done, failed) = (
+                r.get::<i32, _>("total"),
+                r.get::<i32, _>("done"),
+                r.get::<i32, _>("failed"),
+            );
+            json!({
+                "batchId": r.get::<Uuid, _>("batch_id"),
+                "requestedBy": r.get::<String, _>("requested_by"),
+                "requestedAt": r.get::<DateTime<Utc>, _>("requested_at"),
+                "total": total,
+                "done": done,
+                "failed": failed,
+                "pending": (total - done - failed).max(0),
+                "changedVerdict": r.get::<i32, _>("changed_verdict"),
+                "updatedAt": r.get::<DateTime<Utc>, _>("updated_at"),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({"items": items})))
 }

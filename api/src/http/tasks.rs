@@ -363,7 +363,52 @@ pub async fn task_view(s: &AppState, id: Uuid) -> Result<Value> {
     if let Some(error) = row.get::<Option<String>, _>("error") {
         v["error"] = json!(error);
     }
+    // Re-analysis: every earlier result is kept and shown beside the current one.
+    let previous: Value = row.get("previous_results");
+    if previous.as_array().is_some_and(|a| !a.is_empty()) {
+        v["previousResults"] = previous;
+        v["reanalysedAt"] = json!(row.get::<Option<DateTime<Utc>>, _>("reanalysed_at"));
+    }
+    if row.get::<Option<Uuid>, _>("reanalysis_batch").is_some() {
+        v["reanalysisPending"] = json!(true);
+    }
+    if status == "completed" {
+        v["recordingUrl"] = json!(format!("/api/v1/client/tasks/{id}/recording"));
+    }
     Ok(v)
+}
+
+/// `GET /client/tasks/{taskId}/recording`: the recording, for the call-check page's player (a
+/// redirect to a short-lived presigned GET; the task id is the capability, as for the status).
+#[tracing::instrument(skip_all)]
+pub async fn recording(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(raw): Path<String>,
+) -> Result<axum::response::Response> {
+    rate_limit(&s.public_reads, ip)?;
+    let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound("no such task".into()))?;
+    let submitted: Option<bool> =
+        sqlx::query_scalar("SELECT status <> 'authorized' FROM voice_tasks WHERE task_id = $1")
+            .bind(id)
+            .fetch_optional(&s.pool)
+            .await
+            .map_err(ApiError::from_db)?;
+    if submitted != Some(true) {
+        return Err(ApiError::NotFound("no such task".into()));
+    }
+    let url = s
+        .storage
+        .presign_get(&format!("uploads/{id}"), Duration::from_secs(900))
+        .await?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (axum::http::header::LOCATION, url),
+            (axum::http::header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+    )
+        .into_response())
 }
 
 #[tracing::instrument(skip_all)]

@@ -51,11 +51,12 @@ pub fn worker_config(s: &Stack, token: &str, asr: Option<String>) -> worker::Con
         worker_token: token.to_owned().into(),
         http_addr: None,
         concurrency: 2,
-        asr_url: asr,
-        asr_api_key: None,
-        asr_model: "whisper-1".into(),
-        rules_file: None,
-        max_audio_bytes: 5 * 1024 * 1024,
+        analysis: worker::AnalysisConfig {
+            asr_engine: if asr.is_some() { "openai" } else { "none" }.into(),
+            asr_url: asr,
+            max_audio_bytes: 5 * 1024 * 1024,
+            ..Default::default()
+        },
         log_format: "text".into(),
     }
 }

@@ -218,11 +218,11 @@ async fn voice_pipeline(stack: &Stack, http: &reqwest::Client) -> anyhow::Result
                 worker_token: token.into(),
                 http_addr: None,
                 concurrency: 1,
-                asr_url: None,
-                asr_api_key: None,
-                asr_model: "whisper-1".into(),
-                rules_file: None,
-                max_audio_bytes: 1 << 20,
+                analysis: worker::AnalysisConfig {
+                    asr_engine: "none".into(),
+                    max_audio_bytes: 1 << 20,
+                    ..Default::default()
+                },
                 log_format: "text".into(),
             };
             let w = worker::Worker::connect(&cfg).await?;

@@ -39,11 +39,12 @@ pub async fn apply(
             reporter_ip,
             counted,
             reported_at,
+            task_id,
         } => {
             sqlx::query(
                 "INSERT INTO phone_reports (report_id, phone_number, category, description, reporter_ip,
-                                            counted, status, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) ON CONFLICT DO NOTHING",
+                                            counted, status, created_at, task_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8) ON CONFLICT DO NOTHING",
             )
             .bind(report_id)
             .bind(number)
@@ -52,6 +53,7 @@ pub async fn apply(
             .bind(reporter_ip)
             .bind(counted)
             .bind(reported_at)
+            .bind(task_id)
             .execute(&mut *tx)
             .await?;
         }
@@ -89,12 +91,13 @@ async fn summarize(
     number: &str,
     fx: &mut Effects,
 ) -> Result<(), sqlx::Error> {
-    let (approved, pending, categories, distinct_ips, last): (
+    let (approved, pending, categories, distinct_ips, last, flagged): (
         i64,
         i64,
         serde_json::Value,
         i64,
         Option<chrono::DateTime<chrono::Utc>>,
+        i64,
     ) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE counted AND status = 'approved'),
                     count(*) FILTER (WHERE counted AND status = 'pending'),
@@ -103,7 +106,8 @@ async fn summarize(
                          WHERE phone_number = $1 AND counted AND status IN ('pending', 'approved')
                          GROUP BY category) c), '{}'::jsonb),
                     count(DISTINCT reporter_ip) FILTER (WHERE status <> 'deleted'),
-                    max(created_at) FILTER (WHERE status <> 'deleted')
+                    max(created_at) FILTER (WHERE status <> 'deleted'),
+                    count(*) FILTER (WHERE task_id IS NOT NULL AND status IN ('pending', 'approved'))
                FROM phone_reports WHERE phone_number = $1",
     )
     .bind(number)
@@ -118,12 +122,13 @@ async fn summarize(
     };
     sqlx::query(
         "INSERT INTO phone_numbers (phone_number, status, approved_reports, pending_reports, categories,
-                                    distinct_ips, last_reported_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                    distinct_ips, last_reported_at, flagged_calls)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (phone_number) DO UPDATE SET
             status = EXCLUDED.status, approved_reports = EXCLUDED.approved_reports,
             pending_reports = EXCLUDED.pending_reports, categories = EXCLUDED.categories,
-            distinct_ips = EXCLUDED.distinct_ips, last_reported_at = EXCLUDED.last_reported_at",
+            distinct_ips = EXCLUDED.distinct_ips, last_reported_at = EXCLUDED.last_reported_at,
+            flagged_calls = EXCLUDED.flagged_calls",
     )
     .bind(number)
     .bind(status)
@@ -132,6 +137,7 @@ async fn summarize(
     .bind(&categories)
     .bind(distinct_ips as i32)
     .bind(last)
+    .bind(flagged as i32)
     .execute(&mut *tx)
     .await?;
     let key = reputation_key(number);
@@ -144,6 +150,7 @@ async fn summarize(
             "approvedReports": approved,
             "pendingReports": pending,
             "categories": categories,
+            "flaggedCalls": flagged,
         });
         fx.put(PHONE_REPUTATION_BUCKET, key, value.to_string());
     }

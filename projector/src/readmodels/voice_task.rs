@@ -1,4 +1,5 @@
-//! `voice_tasks`: each task's status, queue order and result.
+//! `voice_tasks`: each task's status, queue order and result (with every earlier result of a
+//! re-analysis in `previous_results`); `reanalysis_batches`: the progress of each batch.
 
 use events::voice_task::{VoiceTaskEvent, UPCASTERS};
 use events::Envelope;
@@ -61,6 +62,60 @@ pub async fn apply(tx: &mut PgConnection, env: &Envelope) -> Result<(), ApplyErr
         )
         .bind(id)
         .bind(at),
+        VoiceTaskEvent::TaskReanalysisRequested { batch_id, by } => {
+            sqlx::query(
+                "INSERT INTO reanalysis_batches (batch_id, requested_by, requested_at, total, updated_at)
+                 VALUES ($1, $2, $3, 1, $3)
+                 ON CONFLICT (batch_id) DO UPDATE SET total = reanalysis_batches.total + 1, updated_at = $3",
+            )
+            .bind(batch_id)
+            .bind(by)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE voice_tasks SET reanalysis_batch = $2 WHERE task_id = $1")
+                .bind(id)
+                .bind(batch_id)
+        }
+        VoiceTaskEvent::TaskReanalysed { batch_id, worker_id, result } => {
+            let changed: Option<bool> = sqlx::query_scalar(
+                "SELECT result->>'verdict' IS DISTINCT FROM $2 FROM voice_tasks WHERE task_id = $1",
+            )
+            .bind(id)
+            .bind(&result.verdict)
+            .fetch_optional(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE reanalysis_batches SET done = done + 1, changed_verdict = changed_verdict + $2::int,
+                        updated_at = $3 WHERE batch_id = $1",
+            )
+            .bind(batch_id)
+            .bind(changed.unwrap_or(false) as i32)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE voice_tasks SET
+                    previous_results = previous_results || jsonb_build_array(jsonb_build_object(
+                        'result', result, 'completedAt', coalesce(reanalysed_at, completed_at))),
+                    result = $3, worker_id = $4, reanalysed_at = $2, reanalysis_batch = NULL
+                  WHERE task_id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .bind(serde_json::to_value(&result).unwrap_or_default())
+            .bind(worker_id)
+        }
+        VoiceTaskEvent::TaskReanalysisFailed { batch_id, .. } => {
+            sqlx::query(
+                "UPDATE reanalysis_batches SET failed = failed + 1, updated_at = $2 WHERE batch_id = $1",
+            )
+            .bind(batch_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE voice_tasks SET reanalysis_batch = NULL WHERE task_id = $1").bind(id)
+        }
     };
     q.execute(&mut *tx).await?;
     Ok(())

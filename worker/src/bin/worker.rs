@@ -1,10 +1,17 @@
 //! `worker` — all it needs is NATS_URL and WORKER_TOKEN.
+//! `worker analyze FILE…` — analyses recordings on this machine, without NATS (one JSON line
+//! per file), with the same settings; what `make eval` runs.
 
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     common::config::load_dotenv();
+    if std::env::args_os().nth(1).is_some_and(|a| a == "analyze") {
+        let cli = worker::cli::AnalyzeCli::parse_from(std::env::args_os().skip(1));
+        common::telemetry::init(&cli.log_format);
+        return worker::cli::analyze_files(cli).await;
+    }
     let config = worker::Config::parse();
     common::telemetry::init(&config.log_format);
     worker::run(config, common::shutdown::signal()).await

@@ -1,0 +1,137 @@
+//! `worker analyze FILE…`: the analysis of local recordings, one JSON line per file on stdout:
+//! `{"file", "seconds", "result"}` or `{"file", "error"}`. Used by `make eval` and by anyone who
+//! wants to see what the analyzer makes of a call without running the system.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use events::task::CallerStanding;
+use serde_json::json;
+
+use crate::{build_analyzer, AnalysisConfig, Failure};
+
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "worker analyze",
+    about = "Analyse local recordings (no NATS needed)"
+)]
+pub struct AnalyzeCli {
+    #[command(flatten)]
+    pub analysis: AnalysisConfig,
+    /// BCP 47 language hint (detected when absent).
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Pretend the caller's number has this standing (`dangerous`, `reported`, …).
+    #[arg(long)]
+    pub caller_status: Option<String>,
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// Judge again the transcripts in this output of an earlier `worker analyze` (JSON lines)
+    /// instead of hearing audio: a rules change is tried in seconds. Word times are spread over
+    /// each segment.
+    #[arg(long, conflicts_with = "files")]
+    pub from_results: Option<PathBuf>,
+    /// Audio files (WAV, MP3, FLAC, Ogg/WebM Opus, M4A, AAC).
+    #[arg(required_unless_present = "from_results")]
+    pub files: Vec<PathBuf>,
+}
+
+/// `--from-results`: each earlier result's segments judged again by today's rules.
+fn rejudge(cli: &AnalyzeCli, earlier: &std::path::Path) -> anyhow::Result<()> {
+    use crate::analyze::Heard;
+    use crate::speech::{spread_words, Segment, Transcript};
+    let mut config = cli.analysis.clone();
+    config.asr_engine = "none".into();
+    let analyzer = build_analyzer(&config)?;
+    let text = std::fs::read_to_string(earlier)
+        .with_context(|| format!("reading {}", earlier.display()))?;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut d: serde_json::Value = serde_json::from_str(line)?;
+        let Some(old) = d.get("result").cloned() else {
+            println!("{d}");
+            continue;
+        };
+        let old: events::task::AnalysisResult = serde_json::from_value(old)?;
+        if old.segments.is_empty() {
+            println!("{d}");
+            continue;
+        }
+        let segments: Vec<Segment> = old
+            .segments
+            .iter()
+            .map(|s| Segment {
+                text: s.text.clone(),
+                start: s.start,
+                end: s.end,
+                no_speech: 0.0,
+            })
+            .collect();
+        let words = segments
+            .iter()
+            .flat_map(|s| spread_words(&s.text, s.start, s.end))
+            .collect();
+        let heard = Heard::Speech(Transcript {
+            language: old.language.clone(),
+            segments,
+            words,
+        });
+        let caller = old.caller_number.clone();
+        d["result"] = serde_json::to_value(analyzer.judge(heard, old.audio.clone(), caller))?;
+        println!("{d}");
+    }
+    Ok(())
+}
+
+fn content_type(path: &std::path::Path) -> Option<&'static str> {
+    Some(
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "wav" => "audio/wav",
+            "mp3" => "audio/mpeg",
+            "flac" => "audio/flac",
+            "ogg" | "opus" => "audio/ogg",
+            "webm" => "audio/webm",
+            "m4a" | "mp4" => "audio/mp4",
+            "aac" => "audio/aac",
+            _ => return None,
+        },
+    )
+}
+
+pub async fn analyze_files(cli: AnalyzeCli) -> anyhow::Result<()> {
+    if let Some(earlier) = &cli.from_results {
+        return rejudge(&cli, earlier);
+    }
+    let started = Instant::now();
+    let analyzer = build_analyzer(&cli.analysis)?;
+    eprintln!(
+        "analyzer {} loaded in {:.2} s",
+        analyzer.identity().version,
+        started.elapsed().as_secs_f64()
+    );
+    for file in &cli.files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let caller = cli.caller_status.as_ref().map(|s| CallerStanding {
+            phone_number: "+10000000000".into(),
+            status: s.clone(),
+        });
+        let t = Instant::now();
+        let out = analyzer
+            .analyze_bytes(bytes, content_type(file), cli.language.as_deref(), caller)
+            .await;
+        let line = match out {
+            Ok(result) => json!({
+                "file": file,
+                "seconds": t.elapsed().as_secs_f64(),
+                "result": result,
+            }),
+            Err(Failure::Permanent(e)) | Err(Failure::Retry(e)) => json!({
+                "file": file,
+                "seconds": t.elapsed().as_secs_f64(),
+                "error": e,
+            }),
+        };
+        println!("{line}");
+    }
+    Ok(())
+}
