@@ -3,7 +3,8 @@
 // the calling test passes in the environment. A screenshot of each page is kept in SHOTS_DIR.
 //
 //   BASE_URL, ADMIN_PASSWORD, BANNED_TOKEN (a permanently banned user's session token),
-//   BANNED_NAME, PENDING_NAME (a user awaiting review), WAV_PATH, SHOTS_DIR, CHROMIUM_BIN
+//   BANNED_NAME, PENDING_NAME (a user awaiting review), CALL_PATH (a spoken scam call, phone
+//   band), SHOTS_DIR, CHROMIUM_BIN
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -33,16 +34,31 @@ async function open(path) {
   return { page, problems };
 }
 
-test('call check: upload, follow the queue, read the verdict', async () => {
+test('call check: upload a spoken scam call, follow the queue, read the verdict and hear its evidence', async () => {
   const { page, problems } = await open('/check');
-  await page.getByTestId('audio-file').setInputFiles(env('WAV_PATH'));
+  await page.getByTestId('audio-file').setInputFiles(env('CALL_PATH'));
   await page.getByTestId('caller-number').fill('+1 415 555 0100');
   await page.getByTestId('check-submit').click();
   await page.getByTestId('status-view').waitFor({ state: 'visible' });
   assert.match(page.url(), /\/check\/[0-9a-f-]{36}$/, 'the page URL names the task');
   const verdict = page.getByTestId('verdict');
-  await verdict.waitFor({ state: 'visible', timeout: 30_000 });
-  assert.match((await verdict.textContent()).toLowerCase(), /inconclusive|safe|suspicious|scam/);
+  await verdict.waitFor({ state: 'visible', timeout: 90_000 });
+  assert.equal((await verdict.textContent()).toLowerCase(), 'scam');
+  assert.match(await page.getByTestId('explanation').textContent(), /^Likely a scam/);
+  // The transcript shows the evidence highlighted; each phrase plays its moment of the call.
+  const marks = page.getByTestId('evidence-mark');
+  assert.ok(await marks.count() >= 2, 'evidence is highlighted in the transcript');
+  const player = page.getByTestId('player');
+  await player.waitFor({ state: 'visible' });
+  await page.waitForFunction(() => document.getElementById('player').readyState >= 1, null, { timeout: 30_000 });
+  const mark = marks.nth(1);
+  const start = Number(await mark.getAttribute('data-start'));
+  assert.ok(start > 0, 'the mark knows when it was said');
+  await mark.click();
+  await page.waitForFunction((s) => Math.abs(document.getElementById('player').currentTime - s) < 1.5, start, { timeout: 10_000 });
+  // The time buttons of an indicator do the same.
+  const time = page.getByTestId('span-time').first();
+  await time.click();
   await page.screenshot({ path: `${SHOTS}/check.png`, fullPage: true });
   assert.deepEqual(problems, []);
 });

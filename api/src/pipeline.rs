@@ -2,9 +2,9 @@
 //! consumers share the work):
 //!
 //! ```text
-//!  EVENTS ev.voice_task.*.TaskSubmitted|TaskRequeued ─dispatcher─► TASKS tasks.analyze.<taskId>
+//!  EVENTS ev.voice_task.*.TaskSubmitted|TaskRequeued|TaskReanalysisRequested ─dispatcher─► TASKS
 //!        (presigned GET for the audio; Nats-Msg-Id <taskId>:<event sequence>; ack after the job is stored)
-//!  EVENTS ev.voice_task.*.TaskCompleted (verdict scam, caller number known) ─dispatcher─►
+//!  EVENTS ev.voice_task.*.TaskCompleted|TaskReanalysed (verdict scam, caller known) ─dispatcher─►
 //!        phone_number FileCallEvidence: a pending report for moderators, once per task
 //!  RESULTS results.<workerId> ─intake─► Start / Complete / Fail on the task
 //!        (a result from a worker for a task it does not hold is refused and logged)
@@ -160,9 +160,10 @@ async fn dispatch_event(d: &Dispatcher, phones: &Phones, msg: jetstream::Message
                 .await
                 .map(|_| ())
         }
-        Ok(VoiceTaskEvent::TaskCompleted { result, .. }) => {
-            file_call_evidence(phones, id, &result).await
-        }
+        Ok(
+            VoiceTaskEvent::TaskCompleted { result, .. }
+            | VoiceTaskEvent::TaskReanalysed { result, .. },
+        ) => file_call_evidence(phones, id, &result).await,
         _ => Ok(()),
     };
     match outcome {

@@ -4,7 +4,13 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 /// Installs the global subscriber. `RUST_LOG` filters (default `info`). Safe to call twice.
 pub fn init(log_format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_default(log_format, "info")
+}
+
+/// As [`init`], with `default` as the filter when `RUST_LOG` is unset (the worker quiets
+/// whisper.cpp's chatty model-loading lines: `info,whisper_rs=warn`).
+pub fn init_with_default(log_format: &str, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // stderr: stdout belongs to commands' output (`projector replay` prints NDJSON there).
     let builder = fmt()
         .with_env_filter(filter)

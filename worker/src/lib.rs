@@ -61,6 +61,9 @@ pub struct Config {
     pub log_format: String,
 }
 
+/// Log filter when `RUST_LOG` is unset: whisper.cpp's model-loading lines only as warnings.
+pub const LOG_DEFAULT: &str = "info,whisper_rs=warn";
+
 /// How the worker analyses (also what `worker analyze FILE` reads).
 #[derive(clap::Args, Clone, Debug)]
 pub struct AnalysisConfig {
@@ -72,7 +75,10 @@ pub struct AnalysisConfig {
     /// Default: ~/.cache/blacklist/models/ggml-base.bin.
     #[arg(long, env = "WHISPER_MODEL")]
     pub whisper_model: Option<std::path::PathBuf>,
-    /// Threads for one recognition (default: every core).
+    /// Threads for one recognition (default: every core but one, at least one). whisper.cpp's
+    /// threads wait for each other by spinning: sharing every core with other busy processes
+    /// (api, Postgres, NATS on one machine) slows it many times over. On a machine of its own,
+    /// set it to the number of cores.
     #[arg(long, env = "WHISPER_THREADS")]
     pub whisper_threads: Option<usize>,
     /// OpenAI-compatible transcription endpoint base (e.g. http://asr:8000).
@@ -109,6 +115,14 @@ impl Default for AnalysisConfig {
     }
 }
 
+/// Every core but one (at least one): see `WHISPER_THREADS`.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// The analyzer the configuration asks for. A missing or corrupt speech model, or a bad rules
 /// file, stops the worker here, at start, with a message that says what to do.
 pub fn build_analyzer(config: &AnalysisConfig) -> anyhow::Result<Analyzer> {
@@ -137,11 +151,7 @@ pub fn build_analyzer(config: &AnalysisConfig) -> anyhow::Result<Analyzer> {
                 .whisper_model
                 .clone()
                 .unwrap_or_else(speech::default_model_path);
-            let threads = config.whisper_threads.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-            });
+            let threads = config.whisper_threads.unwrap_or_else(default_threads);
             let started = std::time::Instant::now();
             let whisper = speech::Whisper::load(&path, threads)?;
             tracing::info!(model = %whisper.label(), path = %path.display(), threads,

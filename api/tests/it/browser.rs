@@ -38,9 +38,11 @@ async fn every_page_works_in_a_real_browser() {
         .as_str()
         .unwrap()
         .to_owned();
-    let w = worker::Worker::connect(&crate::workers::worker_config(&s, &token, None))
-        .await
-        .unwrap();
+    // It hears with the real speech model, so the call check shows a real verdict.
+    let mut wcfg = crate::workers::worker_config(&s, &token, None);
+    wcfg.analysis.asr_engine = "whisper".into();
+    wcfg.analysis.whisper_model = std::env::var_os("WHISPER_MODEL").map(Into::into);
+    let w = worker::Worker::connect(&wcfg).await.unwrap();
     let (stop, rx) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(w.run(common::shutdown::stopped(rx)));
     // A permanently banned user whose name is a script, and one awaiting review.
@@ -61,8 +63,8 @@ async fn every_page_works_in_a_real_browser() {
     let site = crate::helpers::start_api(cfg).await;
     s.wait_ready(&site.base).await;
     let dir = testkit::TempDir::new("bl-e2e");
-    let wav = dir.0.join("call.wav");
-    std::fs::write(&wav, worker::audio::tone_wav(1.0, 8000)).unwrap();
+    let call = dir.0.join("call.flac");
+    std::fs::copy(root.join("worker/tests/fixtures/speech-scam.flac"), &call).unwrap();
     let shots = root.join("target/e2e-screenshots");
     let out = tokio::time::timeout(
         Duration::from_secs(240),
@@ -76,7 +78,7 @@ async fn every_page_works_in_a_real_browser() {
             .env("BANNED_TOKEN", evil.token.clone())
             .env("BANNED_NAME", "<script>alert(1)</script>")
             .env("PENDING_NAME", "Pending Pat")
-            .env("WAV_PATH", &wav)
+            .env("CALL_PATH", &call)
             .env("SHOTS_DIR", &shots)
             .env("CHROMIUM_BIN", &chromium)
             .output(),

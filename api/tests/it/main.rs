@@ -5,6 +5,7 @@ mod admin;
 mod browser;
 mod docs;
 mod faults;
+mod hearing;
 mod helpers;
 mod pages;
 mod phones;

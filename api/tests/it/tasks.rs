@@ -183,13 +183,22 @@ async fn bad_uploads_and_submissions_get_clear_errors() {
 
 /// Uploads a 2-second WAV and submits it; returns the task id.
 pub async fn upload_and_submit(s: &Stack, extra: Value) -> String {
-    let wav = worker::audio::tone_wav(2.0, 8000);
-    let upload: Value = presign(s, "audio/wav", wav.len() as u64)
+    upload_file_and_submit(s, worker::audio::tone_wav(2.0, 8000), "audio/wav", extra).await
+}
+
+/// Uploads `bytes` as a person would (presigned PUT) and submits the task; its id.
+pub async fn upload_file_and_submit(
+    s: &Stack,
+    bytes: Vec<u8>,
+    content_type: &str,
+    extra: Value,
+) -> String {
+    let upload: Value = presign(s, content_type, bytes.len() as u64)
         .await
         .json()
         .await
         .unwrap();
-    assert!(put(s, &upload, wav, "audio/wav").await.is_success());
+    assert!(put(s, &upload, bytes, content_type).await.is_success());
     let mut body = json!({"uploadId": upload["uploadId"]});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();

@@ -238,7 +238,7 @@
 
     if (status === 'completed') {
       done = true; stopWatching();
-      renderResult(task.result || {});
+      renderResult(task.result || {}, task);
     } else if (status === 'failed') {
       done = true; stopWatching();
       $('task-error').textContent = task.error ? 'The analysis failed: ' + task.error : 'The analysis failed.';
@@ -247,7 +247,52 @@
     }
   }
 
-  function renderResult(r) {
+  function fmtTime(sec) {
+    var s = Math.max(0, Math.floor(Number(sec) || 0));
+    return Math.floor(s / 60) + ':' + ('0' + (s % 60)).slice(-2);
+  }
+  var KIND_NAMES = {
+    authority_impersonation: 'Posed as an authority', bank_impersonation: 'Posed as your bank',
+    company_impersonation: 'Posed as a company', urgency_threat: 'Urgency or threats',
+    credential_request: 'Asked for codes or card details', unusual_payment: 'Unusual payment',
+    remote_access: 'Remote access to a device', advance_fee: 'Fee before a prize, refund or job',
+    secrecy_isolation: 'Secrecy', family_emergency: 'Family emergency', romance_investment: 'Romance or investment',
+    warranty_benefits: 'Warranty or benefits offer', caller_number_reported: 'Number reported to us',
+    never_asks_for_secrets: 'Says they never ask for codes', call_official_number: 'Points to an official number',
+    talks_about_scams: 'Talks about scams', denies_asking: 'Says they won’t ask for it'
+  };
+  function humanKind(k) { return KIND_NAMES[k] || String(k || 'indicator').replace(/_/g, ' '); }
+
+  /* Appends `text` to `node`, with each evidence phrase (words in order, any punctuation between)
+     wrapped in a <mark> that plays that moment of the call. Built from text nodes: never HTML. */
+  function highlight(node, text, spans) {
+    var marks = [];
+    spans.forEach(function (x) {
+      var words = String(x.span.text || '').split(/[^A-Za-z0-9\u00C0-\u024F']+/).filter(Boolean);
+      if (!words.length) return;
+      var re = new RegExp(words.map(function (w) { return w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }).join("[^A-Za-z0-9\u00C0-\u024F']+"), 'i');
+      var m = re.exec(text);
+      if (m) marks.push({ from: m.index, to: m.index + m[0].length, x: x });
+    });
+    marks.sort(function (a, b) { return a.from - b.from; });
+    var at = 0;
+    marks.forEach(function (mk) {
+      if (mk.from < at) return;
+      node.appendChild(document.createTextNode(text.slice(at, mk.from)));
+      var mark = bl.el('mark', { class: mk.x.counter ? 'counter' : 'evidence', 'data-testid': 'evidence-mark', tabindex: '0',
+        'data-start': String(mk.x.span.start), title: humanKind(mk.x.kind) + ' · ' + fmtTime(mk.x.span.start) }, text.slice(mk.from, mk.to));
+      var go = function () { if (recUrlNow) { try { var pl = $('player'); pl.currentTime = Math.max(0, Number(mk.x.span.start) - 0.2); var p = pl.play(); if (p && p.catch) p.catch(function () {}); } catch (e) { /* not loaded */ } } };
+      mark.addEventListener('click', go);
+      mark.addEventListener('keydown', function (e) { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); go(); } });
+      node.appendChild(mark);
+      at = mk.to;
+    });
+    node.appendChild(document.createTextNode(text.slice(at)));
+  }
+  var recUrlNow = null;
+
+  function renderResult(r, task) {
+    recUrlNow = task && task.recordingUrl;
     var verdict = String(r.verdict || 'inconclusive');
     var v = $('verdict');
     v.textContent = verdict;
@@ -258,18 +303,82 @@
     $('risk-score').textContent = pct === null ? '–' : pct + ' %';
     $('risk-bar').style.width = (pct || 0) + '%';
 
-    var list = bl.clear($('indicators'));
-    var inds = Array.isArray(r.indicators) ? r.indicators : [];
-    if (!inds.length) list.appendChild(bl.el('li', { class: 'muted' }, 'No scam indicators found.'));
-    inds.forEach(function (ind) {
-      list.appendChild(bl.el('li', { 'data-testid': 'indicator' },
-        bl.el('strong', { 'data-testid': 'indicator-kind' }, String(ind.kind || 'indicator')),
-        ind.evidence ? [': ', bl.el('span', { 'data-testid': 'indicator-evidence' }, String(ind.evidence))] : null,
-        (typeof ind.weight === 'number') ? bl.el('span', { class: 'muted small' }, ' (weight ' + ind.weight.toFixed(2) + ')') : null));
-    });
+    var expl = $('explanation');
+    expl.textContent = r.explanation ? String(r.explanation) : '';
+    expl.hidden = !r.explanation;
 
-    if (r.transcript) { $('transcript').textContent = String(r.transcript); show('transcript-wrap', true); }
-    else show('transcript-wrap', false);
+    /* The player: jump to where each piece of evidence was said. */
+    var player = $('player');
+    var recUrl = task && task.recordingUrl;
+    if (recUrl && /^(https?:\/\/|\/(?!\/))/i.test(String(recUrl))) {
+      var src = String(recUrl);
+      if (player.getAttribute('src') !== src) player.setAttribute('src', src);
+      show('player-wrap', true);
+    } else show('player-wrap', false);
+    function seek(start) {
+      if (!recUrl) return;
+      try { player.currentTime = Math.max(0, Number(start) - 0.2); var p = player.play(); if (p && p.catch) p.catch(function () {}); } catch (e) { /* not loaded yet */ }
+    }
+    function timeButton(span) {
+      var b = bl.el('button', { type: 'button', class: 'timecode', 'data-testid': 'span-time', 'data-start': String(span.start),
+        title: 'Play from ' + fmtTime(span.start) }, fmtTime(span.start) + '–' + fmtTime(span.end));
+      b.addEventListener('click', function () { seek(span.start); });
+      return b;
+    }
+
+    function indicatorList(node, inds, empty) {
+      var list = bl.clear(node);
+      if (!inds.length && empty) list.appendChild(bl.el('li', { class: 'muted' }, empty));
+      inds.forEach(function (ind) {
+        var spans = Array.isArray(ind.spans) ? ind.spans : [];
+        list.appendChild(bl.el('li', { 'data-testid': 'indicator', 'data-kind': String(ind.kind || '') },
+          bl.el('strong', { 'data-testid': 'indicator-kind' }, humanKind(ind.kind)),
+          ind.evidence ? [': ', bl.el('span', { 'data-testid': 'indicator-evidence' }, '“' + String(ind.evidence) + '”')] : null,
+          (typeof ind.weight === 'number') ? bl.el('span', { class: 'muted small' }, ' (weight ' + ind.weight.toFixed(2) + ')') : null,
+          spans.length ? bl.el('span', { class: 'spans' }, spans.map(function (sp) { return [' ', timeButton(sp)]; })) : null));
+      });
+    }
+    var inds = Array.isArray(r.indicators) ? r.indicators : [];
+    indicatorList($('indicators'), inds, 'No scam indicators found.');
+    var counter = Array.isArray(r.counterEvidence) ? r.counterEvidence : [];
+    indicatorList($('counter'), counter, null);
+    show('counter-wrap', counter.length > 0);
+
+    /* The transcript, segment by segment, with the evidence highlighted. */
+    var tr = bl.clear($('transcript'));
+    var segments = Array.isArray(r.segments) ? r.segments : [];
+    var allSpans = [];
+    inds.forEach(function (i) { (i.spans || []).forEach(function (sp) { allSpans.push({ span: sp, kind: i.kind, counter: false }); }); });
+    counter.forEach(function (i) { (i.spans || []).forEach(function (sp) { allSpans.push({ span: sp, kind: i.kind, counter: true }); }); });
+    if (segments.length) {
+      segments.forEach(function (seg) {
+        var inSeg = allSpans.filter(function (x) { return x.span.start < seg.end + 0.5 && x.span.end > seg.start - 0.5; });
+        var p = bl.el('p', { class: 'segment', 'data-testid': 'segment' }, timeButton(seg), ' ');
+        highlight(p, String(seg.text || ''), inSeg);
+        tr.appendChild(p);
+      });
+      show('transcript-wrap', true);
+    } else if (r.transcript) {
+      tr.appendChild(bl.el('p', {}, String(r.transcript)));
+      show('transcript-wrap', true);
+    } else show('transcript-wrap', false);
+    $('language').textContent = r.language ? '(' + String(r.language) + ')' : '';
+
+    /* Earlier results (re-analysis keeps every one). */
+    var prev = bl.clear($('previous'));
+    var earlier = Array.isArray(task && task.previousResults) ? task.previousResults : [];
+    earlier.forEach(function (e) {
+      var pr = e.result || {};
+      prev.appendChild(bl.el('li', { 'data-testid': 'previous-result' },
+        bl.el('span', { class: 'badge verdict verdict-' + String(pr.verdict || '').replace(/[^a-z]/gi, '') }, String(pr.verdict || '?')),
+        ' ', bl.el('span', { class: 'muted small' }, (e.completedAt ? bl.fmtTime(e.completedAt) : '') +
+          (pr.analyzer && pr.analyzer.version ? ' · ' + String(pr.analyzer.version) : ''))));
+    });
+    show('previous-wrap', earlier.length > 0);
+    var note = $('reanalysis-notice');
+    if (task && task.reanalysisPending) { note.textContent = 'This call is being analysed again with the latest analyzer.'; note.hidden = false; }
+    else if (earlier.length) { note.textContent = 'This verdict comes from a re-analysis; the earlier results are listed below.'; note.hidden = false; }
+    else note.hidden = true;
 
     var c = r.callerNumber;
     if (c && typeof c === 'object' && c.phoneNumber) {

@@ -9,10 +9,10 @@ async fn main() -> anyhow::Result<()> {
     common::config::load_dotenv();
     if std::env::args_os().nth(1).is_some_and(|a| a == "analyze") {
         let cli = worker::cli::AnalyzeCli::parse_from(std::env::args_os().skip(1));
-        common::telemetry::init(&cli.log_format);
+        common::telemetry::init_with_default(&cli.log_format, worker::LOG_DEFAULT);
         return worker::cli::analyze_files(cli).await;
     }
     let config = worker::Config::parse();
-    common::telemetry::init(&config.log_format);
+    common::telemetry::init_with_default(&config.log_format, worker::LOG_DEFAULT);
     worker::run(config, common::shutdown::signal()).await
 }
