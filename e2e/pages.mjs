@@ -78,6 +78,14 @@ test('numbers: a bad number is explained next to the field; a report and a look-
   const status = page.getByTestId('lookup-status');
   await status.waitFor({ state: 'visible' });
   assert.match((await status.textContent()).toLowerCase(), /reported|unknown|dangerous/);
+  // The number of the call judged a scam in the call check: its page counts the flagged call.
+  await page.getByTestId('lookup-number').fill('+14155550100');
+  for (let i = 0; i < 20; i++) {
+    await page.getByTestId('lookup-submit').click();
+    await page.waitForTimeout(500);
+    if ((await page.getByTestId('lookup-flagged').textContent()).includes('1 call')) break;
+  }
+  assert.match(await page.getByTestId('lookup-flagged').textContent(), /^1 call judged a scam/);
   await page.screenshot({ path: `${SHOTS}/numbers.png`, fullPage: true });
   assert.deepEqual(problems, []);
 });
@@ -127,5 +135,17 @@ test('admin: sign in, review a pending ban, register a worker', async () => {
   const value = (await token.inputValue().catch(() => null)) ?? (await token.textContent());
   assert.match(value, /^blw_[0-9a-f]{32}_/);
   await page.screenshot({ path: `${SHOTS}/admin-workers.png`, fullPage: true });
+
+  // Re-analysis of the call checked above, with its progress.
+  await page.getByTestId('tab-queue').click();
+  await page.getByTestId('reanalyse-version').fill('9999');
+  await page.getByTestId('reanalyse-submit').click();
+  const row = page.getByTestId('reanalysis-row').first();
+  await row.waitFor({ state: 'visible', timeout: 15_000 });
+  await page.waitForFunction(() => {
+    const p = document.querySelector('[data-testid=reanalysis-progress]');
+    return p && Number(p.value) >= 1 && Number(p.value) === Number(p.max);
+  }, null, { timeout: 90_000 });
+  await page.screenshot({ path: `${SHOTS}/admin-queue.png`, fullPage: true });
   assert.deepEqual(problems, []);
 });

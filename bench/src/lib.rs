@@ -1,5 +1,7 @@
 //! Shared pieces of the benchmarks: percentiles, a stack in one process, raw ceilings.
 
+pub mod speech;
+
 use std::time::{Duration, Instant};
 
 use api::passwords::Passwords;

@@ -67,7 +67,7 @@ pub struct Analyzer {
     /// The rules file's version (e.g. `2026.11.2`), compared by re-analysis filters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules_version: Option<String>,
-    /// The speech model, e.g. `whisper-base@d01c3014` (name and sha256 prefix of its weights).
+    /// The speech model, e.g. `whisper-base@35512038` (name and sha256 prefix of its ggml file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speech_model: Option<String>,
 }

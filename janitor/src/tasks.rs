@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.TASKS.workers ─► TaskFailed (retryable) + job removed
-//!  every 15 s: a queued or processing task whose job is gone from TASKS ─► dispatched again
+//!  every 15 s: a queued or processing task (or a completed one awaiting re-analysis) whose job
+//!              is gone from TASKS ─► dispatched again
 //!              a task processing far longer than every delivery could take ─► TaskFailed
 //! ```
 //! Reconciliation runs on one janitor at a time (advisory lock).
@@ -25,8 +26,11 @@ use uuid::Uuid;
 const RECONCILE_LOCK: i64 = 0x0062_6c72_6563_6f6e;
 /// A queued task gets this long to show up in TASKS before it is re-dispatched.
 pub const DISPATCH_GRACE: Duration = Duration::from_secs(30);
-/// Longer than ack_wait × max_deliver (60 s × 5) plus slack: a processing task this old is dead.
-pub const PROCESSING_LIMIT: Duration = Duration::from_secs(6 * 60);
+/// A safety net only: a worker that dies stops its in-progress acks and JetStream redelivers the
+/// job after ack_wait, so this cap fires only for an analysis still "processing" long after any
+/// worker could be on it. Above the worker's own time budget for a 30-minute call at its default
+/// speed (Whisper at ~0.2× real time: about 6 minutes; budget 60 s per audio minute: 30 minutes).
+pub const PROCESSING_LIMIT: Duration = Duration::from_secs(35 * 60);
 
 pub struct TaskCare {
     pub pool: PgPool,
@@ -116,9 +120,12 @@ impl TaskCare {
             return Ok((0, 0));
         }
         let stale: Vec<(Uuid, String, bool)> = sqlx::query_as(
-            "SELECT task_id, status, coalesce(started_at < now() - make_interval(secs => $2), false) AS dead FROM voice_tasks
+            "SELECT task_id, status, coalesce(started_at < now() - make_interval(secs => $2), false) AS dead FROM voice_tasks t
               WHERE (status = 'queued' AND queued_at < now() - make_interval(secs => $1))
-                 OR (status = 'processing' AND started_at < now() - make_interval(secs => $1))",
+                 OR (status = 'processing' AND started_at < now() - make_interval(secs => $1))
+                 OR (status = 'completed' AND reanalysis_batch IS NOT NULL AND EXISTS (
+                        SELECT 1 FROM reanalysis_batches b WHERE b.batch_id = t.reanalysis_batch
+                           AND b.requested_at < now() - make_interval(secs => $1)))",
         )
         .bind(self.grace.as_secs_f64())
         .bind(self.processing_limit.as_secs_f64())
@@ -154,8 +161,10 @@ impl TaskCare {
             };
             if !present {
                 let msg_id = format!("{id}:reconciled:{}", chrono::Utc::now().timestamp());
+                // Waiting or running, or a re-analysis still asked for.
                 let unfinished = |t: &api::domain::voice_task::VoiceTask| {
                     matches!(t.status(), TaskStatus::Queued | TaskStatus::Processing)
+                        || (t.status() == TaskStatus::Completed && t.reanalysis().is_some())
                 };
                 let sent = self
                     .dispatcher

@@ -181,21 +181,21 @@ impl Analyzer {
         let budget = speech::time_budget(prepared.seconds(), self.per_minute);
         let timed_out = || {
             Failure::Permanent(format!(
-                "the analysis took longer than the {} s allowed for {:.0} s of audio",
-                budget.as_secs(),
+                "the analysis took longer than the {:.1} s allowed for {:.0} s of audio",
+                budget.as_secs_f64(),
                 prepared.seconds()
             ))
         };
         match hearing {
             Hearing::Whisper(w) => {
                 let (w, p, hint) = (w.clone(), prepared.clone(), hint.map(str::to_owned));
-                let deadline = Instant::now() + budget;
                 let started = Instant::now();
-                let t = tokio::task::spawn_blocking(move || {
-                    w.transcribe(&p, hint.as_deref(), deadline)
-                })
-                .await
-                .map_err(|e| Failure::Permanent(format!("speech recognition crashed: {e}")))?;
+                let t =
+                    tokio::task::spawn_blocking(move || w.transcribe(&p, hint.as_deref(), budget))
+                        .await
+                        .map_err(|e| {
+                            Failure::Permanent(format!("speech recognition crashed: {e}"))
+                        })?;
                 metrics::histogram!("worker_asr_seconds").record(started.elapsed().as_secs_f64());
                 match t {
                     Ok(t) => Ok(t),
@@ -301,6 +301,19 @@ impl Analyzer {
             );
             return result;
         };
+        // The rules that judged it: their language's version, not the main one's.
+        result.analyzer.rules_version = Some(rules.version.clone());
+        result.analyzer.version = format!(
+            "{}+rules:{}{}",
+            env!("CARGO_PKG_VERSION"),
+            rules.version,
+            result
+                .analyzer
+                .speech_model
+                .as_ref()
+                .map(|m| format!("+asr:{m}"))
+                .unwrap_or_default()
+        );
         let found = rules.find(&transcript.words);
         result.indicators = found.indicators;
         result.counter_evidence = found.counter;

@@ -94,9 +94,14 @@ pub struct AnalysisConfig {
     /// Audio analysed at most, in seconds (the rest of a longer call is not heard).
     #[arg(long, env = "MAX_AUDIO_SECONDS", default_value_t = 1800.0)]
     pub max_audio_seconds: f64,
-    /// Time an analysis may take per minute of audio, in seconds (plus 30 s); then it fails.
-    #[arg(long, env = "ANALYSIS_SECONDS_PER_AUDIO_MINUTE", default_value_t = 120)]
-    pub analysis_seconds_per_minute: u64,
+    /// Time hearing a call may take per minute of audio, in seconds (calls under 30 s count as
+    /// half a minute); beyond it the task fails for good, with the reason.
+    #[arg(
+        long,
+        env = "ANALYSIS_SECONDS_PER_AUDIO_MINUTE",
+        default_value_t = 120.0
+    )]
+    pub analysis_seconds_per_minute: f64,
     /// Largest audio file fetched, in bytes.
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_audio_bytes: usize,
@@ -174,12 +179,16 @@ pub fn build_analyzer(config: &AnalysisConfig) -> anyhow::Result<Analyzer> {
         config.max_audio_seconds > 0.0 && config.max_audio_seconds.is_finite(),
         "MAX_AUDIO_SECONDS must be positive"
     );
+    anyhow::ensure!(
+        config.analysis_seconds_per_minute > 0.0 && config.analysis_seconds_per_minute <= 86_400.0,
+        "ANALYSIS_SECONDS_PER_AUDIO_MINUTE must be above 0 and at most 86400"
+    );
     Ok(Analyzer::new(
         rules,
         hearing,
         config.max_audio_bytes,
         config.max_audio_seconds,
-        Duration::from_secs(config.analysis_seconds_per_minute.max(1)),
+        Duration::from_secs_f64(config.analysis_seconds_per_minute),
     ))
 }
 

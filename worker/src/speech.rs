@@ -195,14 +195,15 @@ pub fn windows(samples: &[f32]) -> Vec<(usize, usize, usize, usize)> {
 
 /// A speech engine. Blocking: call it from `spawn_blocking`.
 pub trait Recognizer: Send + Sync {
-    /// What `analyzer.speechModel` says, e.g. `whisper-base@d01c3014`.
+    /// What `analyzer.speechModel` says, e.g. `whisper-base@35512038` (sha256 prefix of the file).
     fn label(&self) -> String;
-    /// `language`: an ISO 639-1 hint, or `None` to detect it.
+    /// `language`: an ISO 639-1 hint, or `None` to detect it. `budget` starts when the
+    /// recognition does (not while it waits for the model).
     fn transcribe(
         &self,
         speech: &Prepared,
         language: Option<&str>,
-        deadline: Instant,
+        budget: Duration,
     ) -> Result<Transcript, SpeechError>;
 }
 
@@ -416,9 +417,10 @@ impl Recognizer for Whisper {
         &self,
         speech: &Prepared,
         language: Option<&str>,
-        deadline: Instant,
+        budget: Duration,
     ) -> Result<Transcript, SpeechError> {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline = Instant::now() + budget;
         if guard.is_none() {
             *guard = Some(
                 self.ctx
@@ -661,9 +663,10 @@ pub fn default_model_path() -> PathBuf {
     cache.join("blacklist/models/ggml-base.bin")
 }
 
-/// How long an analysis may take: a floor plus a budget per minute of audio.
+/// How long hearing a call may take: a budget per minute of audio (short calls count as half a
+/// minute, so model warm-up never fails them).
 pub fn time_budget(seconds_of_audio: f64, per_minute: Duration) -> Duration {
-    Duration::from_secs(30) + per_minute.mul_f64(seconds_of_audio.max(0.0) / 60.0)
+    per_minute.mul_f64((seconds_of_audio.max(0.0) / 60.0).max(0.5))
 }
 
 #[cfg(test)]

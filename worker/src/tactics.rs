@@ -1,7 +1,7 @@
 //! The scam analyzer: tactics heard in the transcript, with the words and the time they were
 //! said, counter-evidence, and a verdict that explains itself.
 //!
-//! A rules file per language (`worker/rules/<lang>.json`, or `ANALYZER_RULES_DIR`) describes
+//! A rules file per language (`worker/rules/<lang>.json`, or `ANALYZER_RULES_FILE`) describes
 //! *tactics* — impersonation, urgency, requests for codes, unusual payment, remote access, … —
 //! each with many phrasings, and *counter-evidence* ("we will never ask for your PIN"). Phrases
 //! are matched on words, not characters, so recognition errors do not defeat them:
@@ -48,7 +48,7 @@ struct RuleFile {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct TacticDef {
     kind: String,
     weight: f64,
@@ -56,6 +56,10 @@ struct TacticDef {
     says: String,
     #[serde(default)]
     negatable: bool,
+    /// Counter-evidence only: ignored when any of these tactics is heard too ("we never ask for
+    /// your PIN… now read me the code" is no reassurance).
+    #[serde(default)]
+    voided_by: Vec<String>,
     phrases: Vec<String>,
 }
 
@@ -75,6 +79,7 @@ struct Tactic {
     weight: f64,
     says: String,
     negatable: bool,
+    voided_by: Vec<String>,
     phrases: Vec<(String, Vec<Term>)>,
 }
 
@@ -199,6 +204,7 @@ impl Rules {
                         weight: d.weight,
                         says: d.says,
                         negatable: d.negatable,
+                        voided_by: d.voided_by,
                         phrases,
                     })
                 })
@@ -279,13 +285,24 @@ impl Rules {
                 .indicators
                 .push(indicator(&t.kind, t.weight, spans, &t.says));
         }
+        let heard_kinds: Vec<&str> = found.indicators.iter().map(|i| i.kind.as_str()).collect();
         for (ci, spans) in counter {
             let c = &self.counter[ci];
+            if c.voided_by
+                .iter()
+                .any(|k| heard_kinds.contains(&k.as_str()))
+            {
+                continue;
+            }
             found
                 .counter
                 .push(indicator(&c.kind, c.weight, spans, &c.says));
         }
-        if !negated.is_empty() {
+        // "Won't ask for your PIN" counts only if nothing of the kind is asked for either.
+        let contradicted = ["credential_request", "unusual_payment", "remote_access"]
+            .iter()
+            .any(|k| heard_kinds.contains(k));
+        if !negated.is_empty() && !contradicted {
             let mut spans = Vec::new();
             for s in negated {
                 push_span(&mut spans, s);
@@ -300,15 +317,27 @@ impl Rules {
         found
     }
 
-    /// A negation within the ten words before `at`, in the same sentence ("we will never ask
-    /// you for your PIN or a security code").
+    /// Whether the match at `at` is denied: a negation right before it ("don't share the
+    /// code"), or a negated asking verb earlier in the same sentence ("we will never ask you for
+    /// your PIN, your password or any one-time code").
     fn negated_before(&self, heard: &[Heard], at: usize) -> bool {
-        let from = at.saturating_sub(10);
         let sentence = heard[at].sentence;
-        heard[from..at]
-            .iter()
-            .filter(|h| h.sentence == sentence)
-            .any(|h| self.negations.iter().any(|n| *n == h.norm))
+        let is_negation = |h: &Heard| self.negations.iter().any(|n| *n == h.norm);
+        let near = at.saturating_sub(2);
+        if heard[near..at].iter().any(is_negation) {
+            return true;
+        }
+        let from = at.saturating_sub(20);
+        (from..at).any(|i| {
+            heard[i].sentence == sentence
+                && is_negation(&heard[i])
+                && heard[i + 1..(i + 4).min(at)].iter().any(|h| {
+                    matches!(
+                        h.stem.as_str(),
+                        "ask" | "request" | "need" | "want" | "requir" | "call" | "text" | "email"
+                    )
+                })
+        })
     }
 
     /// What each kind says in a verdict sentence.
@@ -683,6 +712,17 @@ mod tests {
         assert!(!k.contains(&"credential_request".to_owned()), "{k:?}");
         assert!(!c.is_empty(), "{c:?}");
         assert_eq!(verdict(text), "safe");
+    }
+
+    #[test]
+    fn a_reassurance_followed_by_a_request_for_the_code_is_no_reassurance() {
+        let text = "This is the fraud team at your bank. We will never ask for your PIN. \
+                    To cancel the payment, read me the six digit code we just sent you, \
+                    and then buy Google Play gift cards to secure the money.";
+        let (k, c) = kinds(text);
+        assert!(k.contains(&"credential_request".to_owned()), "{k:?}");
+        assert!(c.is_empty(), "{c:?}");
+        assert_ne!(verdict(text), "safe");
     }
 
     #[test]

@@ -171,6 +171,17 @@ fn a_dangerous_caller_makes_a_harmless_call_suspicious() {
 }
 
 #[test]
+fn an_analysis_that_overruns_its_time_budget_fails_with_the_reason() {
+    // 0.1 s per minute of audio: the 13 s call gets 0.05 s, far less than recognition needs.
+    let results = analyze(
+        &[fixture("speech-scam.flac")],
+        &["--analysis-seconds-per-minute", "0.1"],
+    );
+    let err = results[0]["error"].as_str().unwrap_or_default();
+    assert!(err.contains("took longer than"), "{:#}", results[0]);
+}
+
+#[test]
 fn a_corrupt_or_missing_model_stops_the_worker_at_start_with_a_clear_message() {
     let dir = tempfile_dir();
     // A known model's file name with other bytes: refused by its checksum.

@@ -103,6 +103,7 @@ async fn every_page_works_in_a_real_browser() {
         "admin-stats",
         "admin-pending",
         "admin-workers",
+        "admin-queue",
     ] {
         assert!(
             shots.join(format!("{shot}.png")).exists(),

@@ -242,10 +242,26 @@
     },
 
     queue: function (force) {
-      return Promise.all([call('GET', '/admin/queue/stats'), call('GET', '/admin/tasks?status=failed&limit=100')]).then(function (r) {
-        var q = r[0], t = r[1];
+      return Promise.all([call('GET', '/admin/queue/stats'), call('GET', '/admin/tasks?status=failed&limit=100'),
+        call('GET', '/admin/tasks/reanalyses')]).then(function (r) {
+        var q = r[0], t = r[1], b = r[2];
         if (q.status !== 200) showErr(q); else if (t.status !== 200) showErr(t); else showErr(null);
         if (q.status === 200 && changed('queue-stats', q.body, force)) fill($('queue-stats'), queueStatNodes(q.body));
+        if (b.status === 200 && changed('queue-reanalyses', b.body, force)) {
+          var rb = bl.clear($('reanalyses-body'));
+          var batches = b.body.items || [];
+          if (!batches.length) emptyRow(rb, 7, 'No re-analysis yet.');
+          batches.forEach(function (x) {
+            var total = Number(x.total) || 0, finished = (Number(x.done) || 0) + (Number(x.failed) || 0);
+            rb.appendChild(el('tr', { 'data-testid': 'reanalysis-row', 'data-id': x.batchId },
+              el('td', { class: 'small' }, String(x.batchId || '')),
+              el('td', null, bl.fmtTime(x.requestedAt)),
+              el('td', null, String(x.requestedBy || '')),
+              el('td', null, el('progress', { max: String(Math.max(total, 1)), value: String(finished), 'data-testid': 'reanalysis-progress' }),
+                ' ' + finished + ' / ' + total),
+              el('td', null, String(x.done)), el('td', null, String(x.failed)), el('td', null, String(x.changedVerdict))));
+          });
+        }
         if (t.status !== 200 || !changed('queue-tasks', t.body, force)) return;
         var tbody = bl.clear($('failed-body'));
         var items = t.body.items || [];
@@ -383,6 +399,22 @@
     $('retry-all').disabled = true;
     call('POST', '/admin/tasks/retry-all-failed').then(function (res) {
       if (res.status === 200) flash('Requeued ' + (res.body && res.body.requeued != null ? res.body.requeued : 0) + ' task(s).'); else showErr(res);
+      refresh(true);
+    }).catch(ignoreAuth);
+  });
+
+  /* ---------- queue: re-analysis ---------- */
+  $('reanalyse-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var body = {};
+    var v = $('reanalyse-version').value.trim(); if (v) body.analyzerVersionBelow = v;
+    var verdict = $('reanalyse-verdict').value; if (verdict) body.verdict = verdict;
+    var from = $('reanalyse-from').value; if (from) body.from = from + 'T00:00:00Z';
+    var to = $('reanalyse-to').value; if (to) body.to = to + 'T00:00:00Z';
+    $('reanalyse-error').textContent = '';
+    call('POST', '/admin/tasks/reanalyse', body).then(function (res) {
+      if (res.status === 202) flash('Re-analysing ' + res.body.requested + ' of ' + res.body.matched + ' matching task(s).');
+      else $('reanalyse-error').textContent = bl.errorMessage(res);
       refresh(true);
     }).catch(ignoreAuth);
   });

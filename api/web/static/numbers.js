@@ -43,6 +43,8 @@
       cats.appendChild(bl.el('span', { class: 'badge', 'data-testid': 'lookup-category' }, k + ': ' + p.categories[k]));
     });
     $('lookup-last').textContent = p.lastReportedAt ? bl.fmtTime(p.lastReportedAt) : '–';
+    var flagged = Number(p.flaggedCalls || 0);
+    $('lookup-flagged').textContent = flagged ? flagged + (flagged === 1 ? ' call judged a scam' : ' calls judged a scam') : '–';
     $('lookup-result').hidden = false;
   }
 

@@ -21,6 +21,16 @@ const CONCURRENCY: usize = 16;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("speech-child") {
+        return bench::speech::child(args[1..].iter().map(Into::into).collect()).await;
+    }
+    // Speech first, on a quiet machine: what one worker hears, and how fast.
+    // `make bench ARGS=speech` stops after it.
+    bench::speech::figures().await?;
+    if args.first().map(String::as_str) == Some("speech") {
+        return Ok(());
+    }
     let stack = Stack::start().await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)

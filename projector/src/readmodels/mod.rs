@@ -20,4 +20,5 @@ pub const TABLES: &[&str] = &[
     "phone_numbers",
     "workers",
     "voice_tasks",
+    "reanalysis_batches",
 ];
