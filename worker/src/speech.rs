@@ -239,6 +239,9 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
+/// One window as heard: the language detected, its segments and its words (window times).
+type Heard = (Option<String>, Vec<Segment>, Vec<Word>);
+
 /// Whisper through whisper.cpp: one model in memory, one recognition at a time (it uses every
 /// core it is given; two at once would only share them).
 pub struct Whisper {
@@ -316,7 +319,7 @@ impl Whisper {
         pcm: &[f32],
         language: Option<&str>,
         deadline: Instant,
-    ) -> Result<(Option<String>, Vec<Segment>, Vec<Word>), SpeechError> {
+    ) -> Result<Heard, SpeechError> {
         let mut params =
             whisper_rs::FullParams::new(whisper_rs::SamplingStrategy::Greedy { best_of: 1 });
         params.set_n_threads(self.threads as i32);

@@ -322,7 +322,7 @@ impl Rules {
     /// your PIN, your password or any one-time code").
     fn negated_before(&self, heard: &[Heard], at: usize) -> bool {
         let sentence = heard[at].sentence;
-        let is_negation = |h: &Heard| self.negations.iter().any(|n| *n == h.norm);
+        let is_negation = |h: &Heard| self.negations.contains(&h.norm);
         let near = at.saturating_sub(2);
         if heard[near..at].iter().any(is_negation) {
             return true;

@@ -120,7 +120,7 @@ fn a_spoken_scam_call_is_heard_and_flagged_with_the_words_and_when_they_were_sai
         secrecy["spans"][0]["start"].as_f64().unwrap() > start,
         "{secrecy}"
     );
-    assert!(scam["segments"].as_array().unwrap().len() >= 1);
+    assert!(!scam["segments"].as_array().unwrap().is_empty());
     assert!(scam["explanation"]
         .as_str()
         .unwrap()

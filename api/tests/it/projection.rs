@@ -126,6 +126,55 @@ async fn activity(s: &Stack) {
     }
     // A recording waiting for analysis (voice_tasks).
     crate::tasks::upload_and_submit(s, serde_json::json!({"callerNumber": "+14155550100"})).await;
+    // A completed one (its result published as a registered worker would) being re-analysed
+    // (reanalysis_batches).
+    let r = s
+        .http
+        .post(s.url("/api/v1/admin/workers"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "projection"}))
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<Value>().await.unwrap()["workerToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = crate::tasks::upload_and_submit(s, serde_json::json!({})).await;
+    let wid = events::worker::token_worker_id(&token).unwrap();
+    let client = async_nats::ConnectOptions::with_token(token)
+        .custom_inbox_prefix(events::worker::inbox_prefix(wid))
+        .connect(s.nats.url())
+        .await
+        .unwrap();
+    let completed = events::task::WorkerResult::Completed {
+        task_id: done.parse().unwrap(),
+        worker_id: wid,
+        result: Box::new(events::task::AnalysisResult {
+            verdict: "safe".into(),
+            ..Default::default()
+        }),
+    };
+    async_nats::jetstream::new(client)
+        .publish(
+            events::task::results_subject(wid),
+            serde_json::to_vec(&completed).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    crate::tasks::wait_status(s, &done, "completed", std::time::Duration::from_secs(20)).await;
+    let r = s
+        .http
+        .post(s.url("/api/v1/admin/tasks/reanalyse"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(r.json::<Value>().await.unwrap()["requested"], 1);
     for (target, decision) in [(0, "permanent"), (1, "vindicated")] {
         let r = s
             .http

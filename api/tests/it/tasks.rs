@@ -436,9 +436,9 @@ async fn a_worker_dying_mid_analysis_loses_nothing_and_another_finishes_once() {
     let b_id = b.id;
     let (stop_b, run_b) = spawn_worker(b);
     let done = wait_status(&s, &id, "completed", std::time::Duration::from_secs(30)).await;
-    // gift cards (0.5) + urgency (0.25): 1 − 0.5·0.75 = 0.625 → suspicious.
-    assert_eq!(done["result"]["verdict"], "suspicious");
-    assert_eq!(done["result"]["riskScore"], 0.625);
+    // Unusual payment (0.5) + urgency (0.35): 1 − 0.5·0.65 = 0.675 → suspicious.
+    assert_eq!(done["result"]["verdict"], "suspicious", "{done}");
+    assert_eq!(done["result"]["riskScore"], 0.675);
     s.projected().await;
     let finished_by: uuid::Uuid =
         sqlx::query_scalar("SELECT worker_id FROM voice_tasks WHERE task_id = $1::uuid")

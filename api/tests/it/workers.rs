@@ -333,9 +333,9 @@ async fn a_worker_analyses_jobs_and_refuses_bad_audio_without_retrying() {
     let kinds: Vec<&str> = result.indicators.iter().map(|i| i.kind.as_str()).collect();
     for k in [
         "authority_impersonation",
-        "gift_card_payment",
-        "urgency_or_threat",
-        "secrecy_demand",
+        "unusual_payment",
+        "urgency_threat",
+        "secrecy_isolation",
         "caller_number_reported",
     ] {
         assert!(kinds.contains(&k), "missing {k} in {kinds:?}");
@@ -343,7 +343,7 @@ async fn a_worker_analyses_jobs_and_refuses_bad_audio_without_retrying() {
     assert!(result
         .indicators
         .iter()
-        .any(|i| i.evidence.contains("Google Play gift cards")));
+        .any(|i| i.evidence.contains("Google Play")));
     assert_eq!(
         result.caller_number.as_ref().map(|c| c.status.as_str()),
         Some("dangerous")
