@@ -187,7 +187,7 @@ if [[ -n ${WORKER_TOKEN:-} && -n $HAVE_WORKER ]]; then
   start_bg worker env "${NO_SECRETS[@]}" \
     NATS_URL="$NATS_URL" WORKER_TOKEN="$WORKER_TOKEN" HTTP_ADDR="$WORKER_ADDR" \
     ${WHISPER_MODEL:+WHISPER_MODEL="$WHISPER_MODEL"} \
-    LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
+    LOG_FORMAT="$LOG_FORMAT" RUST_LOG="${WORKER_RUST_LOG:-${RUST_LOG},whisper_rs=warn}" \
     "${BIN}/worker"
   WORKER_STARTED=1
 fi

@@ -10,14 +10,15 @@
 //! - words of six letters or more also match with one edit (nine or more: two), so
 //!   "verifcation" or "bitcoinz" still match;
 //! - `{a,b,c}` is any of these words, `*` lets up to three other words in between, `**` up
-//!   to eight, and `=word` matches only that word or its plural (no stem, no fuzziness).
+//!   to eight, `***` up to thirty (two cues anywhere in the same stretch of the call), and
+//!   `=word` matches only that word or its plural (no stem, no fuzziness).
 //!
 //! A match of a *negatable* tactic after a negation in the same sentence ("we will **never**
 //! ask for your PIN") is counted as counter-evidence, not as the tactic. A word in a several-word
 //! alternative ("gift card") may also be one edit off when short ("gif cards").
 //!
-//! Risk: each tactic found counts once, with its weight (a little more when it is heard in
-//! several phrasings), combined as independent evidence (1 − Π(1 − w)); each piece of
+//! Risk: each tactic found counts once, with its weight (up to a fifth more when it is heard in
+//! several phrasings, though a weak sign never reaches `suspicious` alone), combined as independent evidence (1 − Π(1 − w)); each piece of
 //! counter-evidence then scales the risk down by its weight. `scam` at 0.7, `suspicious` at 0.4.
 
 use std::collections::BTreeMap;
@@ -263,7 +264,10 @@ impl Rules {
             for (_, terms) in &t.phrases {
                 for (from, to) in find_all(terms, &heard) {
                     let span = span_of(&heard[from..to]);
-                    if t.negatable && self.negated_before(&heard, from) {
+                    // Denied before it ("we never ask for…") or at its end ("no fee").
+                    let denied = self.negated_before(&heard, from)
+                        || (to >= from + 2 && self.negations.contains(&heard[to - 2].norm));
+                    if t.negatable && denied {
                         negated.push(span);
                     } else {
                         push_span(tactics.entry(ti).or_default(), span);
@@ -358,7 +362,13 @@ fn indicator(kind: &str, weight: f64, spans: Vec<Span>, _says: &str) -> Indicato
         texts.dedup();
         texts.len()
     };
-    let w = (weight * (1.0 + 0.15 * (distinct.saturating_sub(1).min(2)) as f64)).min(0.95);
+    let boosted = (weight * (1.0 + 0.1 * (distinct.saturating_sub(1).min(2)) as f64)).min(0.95);
+    // A weak sign said twice is still a weak sign: it never reaches `suspicious` alone.
+    let w = if weight < SUSPICIOUS_AT {
+        boosted.min(SUSPICIOUS_AT - 0.01)
+    } else {
+        boosted
+    };
     let mut evidence: Vec<String> = Vec::new();
     for s in &spans {
         if !evidence.iter().any(|e| e.eq_ignore_ascii_case(&s.text)) {
@@ -436,6 +446,7 @@ fn compile_phrase(phrase: &str, stemmer: &rust_stemmers::Stemmer) -> anyhow::Res
         match tok.as_str() {
             "*" => terms.push(Term::Gap(3)),
             "**" => terms.push(Term::Gap(8)),
+            "***" => terms.push(Term::Gap(30)),
             _ => {
                 // `=` before a word or a braced group applies to every alternative in it;
                 // inside braces it applies to that alternative.
@@ -489,12 +500,16 @@ fn word_matches((stem, norm): &(String, String), exact: bool, in_phrase: bool, h
         return true;
     }
     let len = norm.chars().count().min(h.norm.chars().count());
-    let edits = if in_phrase && (3..=5).contains(&len) {
+    // A short word inside a several-word alternative may be one edit off, if it starts the
+    // same ("gif cards"; but "money back" is not "money pack").
+    let same_start = norm.chars().next() == h.norm.chars().next();
+    let edits = if in_phrase && (3..=5).contains(&len) && same_start {
         1
     } else {
         allowed_edits(len)
     };
-    edits > 0 && (within_edits(norm, &h.norm, edits) || within_edits(stem, &h.stem, edits))
+    // On the words as heard, not their stems: "deport" and "depart" are one edit apart.
+    edits > 0 && within_edits(norm, &h.norm, edits)
 }
 
 /// Every non-overlapping match of `terms` in `heard`: `(first word, one past the last)`.
