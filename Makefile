@@ -17,7 +17,7 @@ CARGO ?= cargo
 # Extra arguments for the test runner or the bench binary: make test ARGS='-p api'
 ARGS ?=
 
-.PHONY: help up down clean test bench eval model fmt lint
+.PHONY: help up down clean test bench eval model train-model fmt lint
 
 help: ## List the targets
 	@echo 'usage: make <target>   (CARGO_TARGET_DIR=$(CARGO_TARGET_DIR))'
@@ -41,6 +41,10 @@ bench: ## Run the load benchmark (bench crate, release build) in the test enviro
 
 eval: ## Scam-detection figures: the labelled call corpus, spoken and phone-band, through the worker
 	@bash scripts/eval.sh $(ARGS)
+
+train-model: ## Retrain the analyzer's learned check (worker/rules/en.model.json) from the tuning split and eval/dev
+	@cargo build -q -p worker --bin worker
+	@"$(CARGO_TARGET_DIR)/debug/worker" train-model --out worker/rules/en.model.json eval/calls/tuning.jsonl eval/dev/calls.jsonl
 
 model: ## Fetch, verify and convert the speech model; prints its path (MODEL=base|tiny.en)
 	@bash scripts/ensure-model.sh $(or $(MODEL),base)

@@ -135,3 +135,64 @@ pub async fn analyze_files(cli: AnalyzeCli) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `worker train-model --out FILE [--language en] [--version V] CALLS.jsonl…`: trains the learned
+/// check on labelled written calls (`{"label": "scam"|"safe", "text": …}` per line; other lines
+/// are skipped), deterministically. `make train-model` runs it on the tuning split of the audio
+/// corpus and the written development set; the held-out split is never used.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "worker train-model",
+    about = "Train the analyzer's learned check"
+)]
+pub struct TrainCli {
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value = "en")]
+    pub language: String,
+    #[arg(long)]
+    pub version: Option<String>,
+    #[arg(long, default_value_t = 400)]
+    pub epochs: usize,
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+pub fn train_model(cli: TrainCli) -> anyhow::Result<()> {
+    let rules = crate::tactics::Rules::built_in(&cli.language)
+        .with_context(|| format!("no built-in rules for {:?}", cli.language))?;
+    let mut examples = Vec::new();
+    for input in &cli.inputs {
+        let text = std::fs::read_to_string(input)
+            .with_context(|| format!("reading {}", input.display()))?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("{}: not JSON lines", input.display()))?;
+            let (Some(label), Some(text)) = (v["label"].as_str(), v["text"].as_str()) else {
+                continue;
+            };
+            if label != "scam" && label != "safe" {
+                continue;
+            }
+            let stems = rules.stems(text);
+            let refs: Vec<&str> = stems.iter().map(String::as_str).collect();
+            examples.push((crate::model::features(&refs), label == "scam"));
+        }
+    }
+    anyhow::ensure!(examples.len() >= 10, "too few labelled calls to train on");
+    let version = cli.version.clone().unwrap_or_else(|| rules.version.clone());
+    let model = crate::model::Model::train(&cli.language, &version, &examples, cli.epochs);
+    let right = examples
+        .iter()
+        .filter(|(f, y)| (model.score(f) >= 0.5) == *y)
+        .count();
+    std::fs::write(&cli.out, serde_json::to_string_pretty(&model)? + "\n")
+        .with_context(|| format!("writing {}", cli.out.display()))?;
+    eprintln!(
+        "trained on {} calls, {} features; {right} classified right on the training data; wrote {}",
+        examples.len(),
+        model.weights.len(),
+        cli.out.display()
+    );
+    Ok(())
+}

@@ -15,6 +15,7 @@
 pub mod analyze;
 pub mod audio;
 pub mod cli;
+pub mod model;
 pub mod resample;
 pub mod speech;
 pub mod tactics;
@@ -91,6 +92,10 @@ pub struct AnalysisConfig {
     /// A rules file (worker/rules/<lang>.json format) replacing the built-in rules of its language.
     #[arg(long, env = "ANALYZER_RULES_FILE")]
     pub rules_file: Option<std::path::PathBuf>,
+    /// A learned-check file (worker/rules/<lang>.model.json format) replacing the built-in one
+    /// of its language; `none` turns the learned check off.
+    #[arg(long, env = "ANALYZER_MODEL_FILE")]
+    pub model_file: Option<std::path::PathBuf>,
     /// Audio analysed at most, in seconds (the rest of a longer call is not heard).
     #[arg(long, env = "MAX_AUDIO_SECONDS", default_value_t = 1800.0)]
     pub max_audio_seconds: f64,
@@ -133,9 +138,8 @@ pub fn default_threads() -> usize {
 pub fn build_analyzer(config: &AnalysisConfig) -> anyhow::Result<Analyzer> {
     let mut rules: Vec<tactics::Rules> = tactics::BUILT_IN
         .iter()
-        .map(|(_, json)| tactics::Rules::parse(json))
-        .collect::<anyhow::Result<_>>()
-        .context("built-in analyzer rules")?;
+        .filter_map(|(lang, _, _)| tactics::Rules::built_in(lang))
+        .collect();
     if let Some(path) = &config.rules_file {
         let json =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -143,6 +147,29 @@ pub fn build_analyzer(config: &AnalysisConfig) -> anyhow::Result<Analyzer> {
             .with_context(|| format!("analyzer rules {}", path.display()))?;
         rules.retain(|r| r.language != custom.language);
         rules.push(custom);
+    }
+    match config.model_file.as_deref() {
+        Some(p) if p == std::path::Path::new("none") => {
+            rules.iter_mut().for_each(|r| r.model = None)
+        }
+        Some(path) => {
+            let json = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let model = model::Model::parse(&json)
+                .with_context(|| format!("analyzer model {}", path.display()))?;
+            let r = rules
+                .iter_mut()
+                .find(|r| r.language == model.language)
+                .with_context(|| {
+                    format!(
+                        "{}: no rules for its language {:?}",
+                        path.display(),
+                        model.language
+                    )
+                })?;
+            r.model = Some(model);
+        }
+        None => {}
     }
     let asr_url = config.asr_url.clone().filter(|u| !u.is_empty());
     let engine = match (config.asr_engine.as_str(), &asr_url) {

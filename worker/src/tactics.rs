@@ -32,8 +32,12 @@ use crate::speech::Word;
 pub const SCAM_AT: f64 = 0.7;
 pub const SUSPICIOUS_AT: f64 = 0.4;
 
-/// The rules compiled in: `(language, file)`.
-pub const BUILT_IN: &[(&str, &str)] = &[("en", include_str!("../rules/en.json"))];
+/// The rules compiled in: `(language, rules file, learned model)`.
+pub const BUILT_IN: &[(&str, &str, Option<&str>)] = &[(
+    "en",
+    include_str!("../rules/en.json"),
+    Some(include_str!("../rules/en.model.json")),
+)];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +97,8 @@ pub struct Rules {
     negations: Vec<String>,
     tactics: Vec<Tactic>,
     counter: Vec<Tactic>,
+    /// The learned check beside the phrasings (`worker/rules/<lang>.model.json`).
+    pub model: Option<crate::model::Model>,
 }
 
 fn stemmer_for(name: &str) -> anyhow::Result<rust_stemmers::Stemmer> {
@@ -175,8 +181,23 @@ impl Rules {
     pub fn built_in(language: &str) -> Option<Rules> {
         BUILT_IN
             .iter()
-            .find(|(l, _)| *l == language)
-            .map(|(_, json)| Rules::parse(json).expect("built-in rules parse (tested)"))
+            .find(|(l, _, _)| *l == language)
+            .map(|(_, json, model)| {
+                let mut r = Rules::parse(json).expect("built-in rules parse (tested)");
+                r.model = model.map(|m| {
+                    crate::model::Model::parse(m).expect("built-in model parses (tested)")
+                });
+                r
+            })
+    }
+
+    /// The stems of a text's words, as the matcher and the model see them.
+    pub fn stems(&self, text: &str) -> Vec<String> {
+        text.split(|c: char| c.is_whitespace() || c == '-' || c == '/')
+            .map(normalise)
+            .filter(|n| !n.is_empty())
+            .map(|n| self.stemmer.stem(&n).into_owned())
+            .collect()
     }
 
     pub fn parse(json: &str) -> anyhow::Result<Rules> {
@@ -221,6 +242,7 @@ impl Rules {
             stemmer,
             tactics,
             counter,
+            model: None,
         })
     }
 
@@ -288,6 +310,18 @@ impl Rules {
             found
                 .indicators
                 .push(indicator(&t.kind, t.weight, spans, &t.says));
+        }
+        if let Some(model) = &self.model {
+            let tokens: Vec<crate::model::Token> = heard
+                .iter()
+                .map(|h| crate::model::Token {
+                    stem: &h.stem,
+                    raw: &h.raw,
+                    start: h.start,
+                    end: h.end,
+                })
+                .collect();
+            found.indicators.extend(model.indicator(&tokens));
         }
         let heard_kinds: Vec<&str> = found.indicators.iter().map(|i| i.kind.as_str()).collect();
         for (ci, spans) in counter {
@@ -657,10 +691,13 @@ mod tests {
 
     #[test]
     fn every_built_in_rules_file_parses() {
-        for (lang, json) in BUILT_IN {
+        for (lang, json, model) in BUILT_IN {
             let r = Rules::parse(json).unwrap();
             assert_eq!(r.language, *lang);
             assert!(!r.tactics.is_empty());
+            if let Some(m) = model {
+                assert_eq!(crate::model::Model::parse(m).unwrap().language, *lang);
+            }
         }
     }
 
