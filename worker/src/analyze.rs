@@ -330,6 +330,7 @@ impl Analyzer {
             match kind {
                 "caller_number_reported" => Some("called from a number reported to us".into()),
                 "denies_asking" => Some("said they would not ask for it".into()),
+                "scam_language" => Some("spoke the way scam calls do".into()),
                 k => rules.says(k).map(str::to_owned),
             }
         };

@@ -329,7 +329,19 @@ fn decode_inner(
 /// A mono 16-bit PCM WAV of `seconds` of a 440 Hz tone (tests and examples).
 pub fn tone_wav(seconds: f64, sample_rate: u32) -> Vec<u8> {
     let n = (seconds * sample_rate as f64) as u32;
-    let mut out = Vec::with_capacity(44 + n as usize * 2);
+    let tone: Vec<f32> = (0..n)
+        .map(|i| {
+            ((i as f64 * 440.0 * 2.0 * std::f64::consts::PI / sample_rate as f64).sin() * 0.5)
+                as f32
+        })
+        .collect();
+    pcm16_wav(&tone, sample_rate)
+}
+
+/// A mono 16-bit PCM WAV of `samples` (in -1..1) at `sample_rate`.
+pub fn pcm16_wav(samples: &[f32], sample_rate: u32) -> Vec<u8> {
+    let n = samples.len() as u32;
+    let mut out = Vec::with_capacity(44 + samples.len() * 2);
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&(36 + n * 2).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
@@ -342,9 +354,8 @@ pub fn tone_wav(seconds: f64, sample_rate: u32) -> Vec<u8> {
     out.extend_from_slice(&16u16.to_le_bytes());
     out.extend_from_slice(b"data");
     out.extend_from_slice(&(n * 2).to_le_bytes());
-    for i in 0..n {
-        let v = (i as f64 * 440.0 * 2.0 * std::f64::consts::PI / sample_rate as f64).sin() * 0.5;
-        out.extend_from_slice(&((v * i16::MAX as f64) as i16).to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&((s.clamp(-1.0, 1.0) * i16::MAX as f32) as i16).to_le_bytes());
     }
     out
 }

@@ -637,24 +637,7 @@ fn language_code(l: &str) -> String {
 
 /// 16-bit PCM WAV of 16 kHz mono samples.
 pub fn wav_16k(samples: &[f32]) -> Vec<u8> {
-    let n = samples.len() as u32;
-    let mut out = Vec::with_capacity(44 + samples.len() * 2);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + n * 2).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&SPEECH_RATE.to_le_bytes());
-    out.extend_from_slice(&(SPEECH_RATE * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(n * 2).to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&((s.clamp(-1.0, 1.0) * i16::MAX as f32) as i16).to_le_bytes());
-    }
-    out
+    crate::audio::pcm16_wav(samples, SPEECH_RATE)
 }
 
 /// Where the model is by default: what `scripts/ensure-model.sh` prints.

@@ -639,6 +639,9 @@ pub fn explain(
         .take(2)
         .filter_map(|c| says(&c.kind))
         .collect();
+    if reasons.is_empty() && matches!(verdict, "scam" | "suspicious") {
+        return "Be careful: this call has signs of a scam.".to_owned();
+    }
     match verdict {
         "scam" => format!("Likely a scam: the caller {}.", and_list(&reasons)),
         "suspicious" => format!(

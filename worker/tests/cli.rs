@@ -40,11 +40,19 @@ fn the_shipped_learned_check_is_exactly_what_training_on_the_declared_data_gives
         .arg(&out)
         .arg(root.join("eval/calls/tuning.jsonl"))
         .arg(root.join("eval/dev/calls.jsonl"))
+        .arg(root.join("eval/dev/calls2.jsonl"))
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let trained = std::fs::read_to_string(&out).unwrap();
     let shipped = std::fs::read_to_string(root.join("worker/rules/en.model.json")).unwrap();
     std::fs::remove_file(&out).ok();
-    assert_eq!(trained, shipped, "retrain with `make train-model` and commit the result");
+    assert_eq!(
+        trained, shipped,
+        "retrain with `make train-model` and commit the result"
+    );
 }

@@ -26,18 +26,7 @@ async fn hearing_worker(
     tokio::sync::watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
 ) {
-    let r = s
-        .http
-        .post(s.url("/api/v1/admin/workers"))
-        .bearer_auth(admin)
-        .json(&json!({"name": "hearing"}))
-        .send()
-        .await
-        .unwrap();
-    let token = r.json::<Value>().await.unwrap()["workerToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = crate::tasks::register_worker(s, admin, "hearing").await;
     let mut cfg = crate::workers::worker_config(s, &token, None);
     cfg.analysis.asr_engine = "whisper".into();
     cfg.analysis.whisper_model = Some(

@@ -128,18 +128,7 @@ async fn activity(s: &Stack) {
     crate::tasks::upload_and_submit(s, serde_json::json!({"callerNumber": "+14155550100"})).await;
     // A completed one (its result published as a registered worker would) being re-analysed
     // (reanalysis_batches).
-    let r = s
-        .http
-        .post(s.url("/api/v1/admin/workers"))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({"name": "projection"}))
-        .send()
-        .await
-        .unwrap();
-    let token = r.json::<Value>().await.unwrap()["workerToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = crate::tasks::register_worker(s, &admin, "projection").await;
     let done = crate::tasks::upload_and_submit(s, serde_json::json!({})).await;
     let wid = events::worker::token_worker_id(&token).unwrap();
     let client = async_nats::ConnectOptions::with_token(token)

@@ -347,7 +347,7 @@ async fn tighten_workers_consumer(s: &Stack, ack_wait: std::time::Duration, max_
     stream.update_consumer(cfg).await.unwrap();
 }
 
-async fn register_worker(s: &Stack, admin: &str, name: &str) -> String {
+pub async fn register_worker(s: &Stack, admin: &str, name: &str) -> String {
     let r = s
         .http
         .post(s.url("/api/v1/admin/workers"))
