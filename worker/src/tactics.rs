@@ -286,9 +286,17 @@ impl Rules {
             for (_, terms) in &t.phrases {
                 for (from, to) in find_all(terms, &heard) {
                     let span = span_of(&heard[from..to]);
-                    // Denied before it ("we never ask for…") or at its end ("no fee").
+                    // Denied before it ("we never ask for…") or within it ("no fee", "no need
+                    // to send me any logins").
                     let denied = self.negated_before(&heard, from)
-                        || (to >= from + 2 && self.negations.contains(&heard[to - 2].norm));
+                        || heard[from..to.saturating_sub(1)]
+                            .iter()
+                            .any(|h| self.negations.contains(&h.norm));
+                    // The speaker's own ("I'll text you my bank details") is not a request.
+                    let own = to >= from + 2 && heard[to - 2].norm == "my";
+                    if t.negatable && own {
+                        continue;
+                    }
                     if t.negatable && denied {
                         negated.push(span);
                     } else {
@@ -300,6 +308,10 @@ impl Rules {
         for (ci, c) in self.counter.iter().enumerate() {
             for (_, terms) in &c.phrases {
                 for (from, to) in find_all(terms, &heard) {
+                    // "Do not call our usual number" is no direction to an official number.
+                    if !c.voided_by.is_empty() && self.negated_before(&heard, from) {
+                        continue;
+                    }
                     push_span(counter.entry(ci).or_default(), span_of(&heard[from..to]));
                 }
             }
