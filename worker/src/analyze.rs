@@ -52,6 +52,8 @@ pub struct Analyzer {
     /// Rules by language (ISO 639-1).
     rules: BTreeMap<String, Rules>,
     hearing: Hearing,
+    /// Decoding in a limited child process (`None`: in this process).
+    decoder: Option<crate::sandbox::Limits>,
     http: reqwest::Client,
     max_bytes: usize,
     /// Audio beyond this is not analysed (the verdict says so).
@@ -64,6 +66,7 @@ impl Analyzer {
     pub fn new(
         rules: Vec<Rules>,
         hearing: Hearing,
+        decoder: Option<crate::sandbox::Limits>,
         max_bytes: usize,
         max_seconds: f64,
         per_minute: Duration,
@@ -75,6 +78,7 @@ impl Analyzer {
         Analyzer {
             rules: rules.into_iter().map(|r| (r.language.clone(), r)).collect(),
             hearing,
+            decoder,
             http,
             max_bytes,
             max_seconds,
@@ -137,13 +141,18 @@ impl Analyzer {
         language: Option<&str>,
         caller: Option<CallerStanding>,
     ) -> Result<AnalysisResult, Failure> {
-        let content_type = content_type.map(str::to_owned);
         let max_seconds = self.max_seconds;
-        let decoded = tokio::task::spawn_blocking(move || {
-            audio::decode(bytes, content_type.as_deref(), max_seconds)
-        })
-        .await
-        .map_err(|e| Failure::Permanent(format!("the decoder crashed: {e}")))?
+        let decoded = match &self.decoder {
+            Some(limits) => crate::sandbox::decode(limits, bytes, content_type, max_seconds).await,
+            None => {
+                let content_type = content_type.map(str::to_owned);
+                tokio::task::spawn_blocking(move || {
+                    audio::decode(bytes, content_type.as_deref(), max_seconds)
+                })
+                .await
+                .map_err(|e| Failure::Permanent(format!("the decoder crashed: {e}")))?
+            }
+        }
         .map_err(|e: AudioError| Failure::Permanent(e.to_string()))?;
         let facts = decoded.facts.clone();
         let prepared = {
@@ -459,6 +468,7 @@ mod tests {
         Analyzer::new(
             vec![Rules::built_in("en").unwrap()],
             Hearing::None,
+            None,
             1 << 20,
             600.0,
             Duration::from_secs(60),

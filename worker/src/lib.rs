@@ -17,6 +17,7 @@ pub mod audio;
 pub mod cli;
 pub mod model;
 pub mod resample;
+pub mod sandbox;
 pub mod speech;
 pub mod tactics;
 
@@ -96,6 +97,17 @@ pub struct AnalysisConfig {
     /// of its language; `none` turns the learned check off.
     #[arg(long, env = "ANALYZER_MODEL_FILE")]
     pub model_file: Option<std::path::PathBuf>,
+    /// `process`: each file is decoded in a child process of this binary under memory, CPU and
+    /// time limits, so a hostile file fails its task instead of taking the worker down;
+    /// `inline`: in this process (only for embedding the analyzer in another program).
+    #[arg(long, env = "WORKER_DECODER", default_value = "process")]
+    pub decoder: String,
+    /// Address space a decoder child may use, MiB.
+    #[arg(long, env = "DECODER_MEMORY_MB", default_value_t = 1024)]
+    pub decoder_memory_mb: u64,
+    /// CPU seconds a decoder child may use; wall-clock limit: twice that.
+    #[arg(long, env = "DECODER_CPU_SECONDS", default_value_t = 60)]
+    pub decoder_cpu_seconds: u64,
     /// Audio analysed at most, in seconds (the rest of a longer call is not heard).
     #[arg(long, env = "MAX_AUDIO_SECONDS", default_value_t = 1800.0)]
     pub max_audio_seconds: f64,
@@ -210,9 +222,28 @@ pub fn build_analyzer(config: &AnalysisConfig) -> anyhow::Result<Analyzer> {
         config.analysis_seconds_per_minute > 0.0 && config.analysis_seconds_per_minute <= 86_400.0,
         "ANALYSIS_SECONDS_PER_AUDIO_MINUTE must be above 0 and at most 86400"
     );
+    let decoder = match config.decoder.as_str() {
+        "process" => match sandbox::own_worker_binary() {
+            Some(binary) => Some(sandbox::Limits {
+                binary,
+                memory_bytes: config.decoder_memory_mb.max(64) * 1024 * 1024,
+                cpu_seconds: config.decoder_cpu_seconds.max(1),
+                timeout: Duration::from_secs(config.decoder_cpu_seconds.max(1) * 2),
+            }),
+            None => {
+                tracing::warn!(
+                    "not running as the worker binary: audio is decoded in this process"
+                );
+                None
+            }
+        },
+        "inline" => None,
+        other => anyhow::bail!("WORKER_DECODER must be process or inline, not {other:?}"),
+    };
     Ok(Analyzer::new(
         rules,
         hearing,
+        decoder,
         config.max_audio_bytes,
         config.max_audio_seconds,
         Duration::from_secs_f64(config.analysis_seconds_per_minute),

@@ -942,3 +942,42 @@ async fn a_revoked_workers_job_in_flight_goes_to_another_worker() {
         let _ = child.wait().await;
     }
 }
+
+/// The 26-byte WebM of the hardening review (a DocType length of 2^48 bytes): before decoding
+/// moved into a limited child process, it aborted the worker process on every delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_webm_fails_its_task_once_and_the_worker_process_stays_up() {
+    let s = Stack::start().await;
+    let admin = s.token(&s.seed().await).await;
+    let asr = crate::workers::fake_asr("Hello, just calling about dinner on Sunday.").await;
+    let mut proc_ = worker_process(&s, &register_worker(&s, &admin, "sturdy").await, &asr);
+    let evil: Vec<u8> = vec![
+        0x1a, 0x45, 0xdf, 0xa3, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x42, 0x82, 0x01,
+        0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x77, 0x65, 0x62, 0x6d,
+    ];
+    let bad = upload_file_and_submit(&s, evil, "audio/webm", json!({})).await;
+    let failed = wait_status(&s, &bad, "failed", std::time::Duration::from_secs(60)).await;
+    assert_eq!(failed["attempts"], 1, "failed for good at once: {failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("decoder could not handle this file"),
+        "{failed}"
+    );
+    assert!(
+        proc_.try_wait().unwrap().is_none(),
+        "the worker process is still running"
+    );
+    // And it goes on working.
+    let good = upload_and_submit(&s, json!({})).await;
+    wait_status(&s, &good, "completed", std::time::Duration::from_secs(60)).await;
+    assert!(proc_.try_wait().unwrap().is_none());
+    let failures: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'TaskFailed'")
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(failures, 1, "no redelivery loop");
+    let _ = proc_.kill().await;
+}

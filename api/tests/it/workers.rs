@@ -196,7 +196,7 @@ async fn audio_server() -> String {
 }
 
 /// Speaks the OpenAI transcription protocol: `POST /v1/audio/transcriptions` → `{"text": …}`.
-async fn fake_asr(text: &'static str) -> String {
+pub async fn fake_asr(text: &'static str) -> String {
     use axum::routing::post;
     let app = axum::Router::new().route(
         "/v1/audio/transcriptions",
