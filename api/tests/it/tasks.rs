@@ -377,24 +377,57 @@ async fn hanging_then_answering_asr() -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let calls = Arc::new(AtomicUsize::new(0));
-    let app = axum::Router::new().route(
-        "/v1/audio/transcriptions",
-        axum::routing::post(move || {
-            let calls = calls.clone();
-            async move {
-                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                    tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+    let counted = calls.clone();
+    let app = axum::Router::new()
+        .route(
+            "/v1/audio/transcriptions",
+            axum::routing::post(move || {
+                let calls = calls.clone();
+                async move {
+                    if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                        tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+                    }
+                    axum::Json(json!({"text": "please pay with gift cards right now"}))
                 }
-                axum::Json(json!({"text": "please pay with gift cards right now"}))
-            }
-        }),
-    );
+            }),
+        )
+        .route(
+            "/calls",
+            axum::routing::get(move || {
+                let n = counted.load(Ordering::SeqCst);
+                async move { n.to_string() }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     base
+}
+
+/// Waits until the first worker is inside the hanging ASR call (past decoding, in the analysis
+/// proper), so a kill or a revocation hits it mid-analysis, never before.
+async fn wait_until_hanging(asr: &str) {
+    let http = reqwest::Client::new();
+    let hanging = testkit::eventually(std::time::Duration::from_secs(30), || {
+        let http = http.clone();
+        async move {
+            let n: usize = http
+                .get(format!("{asr}/calls"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?
+                .parse()
+                .ok()?;
+            (n >= 1).then_some(())
+        }
+    })
+    .await;
+    assert!(hanging.is_some(), "the worker never reached the ASR");
 }
 
 async fn count_events(s: &Stack, event_type: &str) -> i64 {
@@ -425,6 +458,7 @@ async fn a_worker_dying_mid_analysis_loses_nothing_and_another_finishes_once() {
 
     let id = upload_and_submit(&s, json!({})).await;
     let processing = wait_status(&s, &id, "processing", std::time::Duration::from_secs(20)).await;
+    wait_until_hanging(&asr).await;
     assert_eq!(processing["attempts"], 1);
     // The worker dies mid-analysis: its task and its connection are gone, no ack ever sent.
     run_a.abort();
@@ -876,6 +910,7 @@ async fn kill_9_of_a_worker_process_mid_analysis_loses_nothing() {
 
     let id = upload_and_submit(&s, json!({})).await;
     wait_status(&s, &id, "processing", std::time::Duration::from_secs(20)).await;
+    wait_until_hanging(&asr).await;
     testkit::kill9(doomed.id().unwrap());
     let _ = doomed.wait().await;
 
@@ -913,6 +948,7 @@ async fn a_revoked_workers_job_in_flight_goes_to_another_worker() {
 
     let id = upload_and_submit(&s, json!({})).await;
     wait_status(&s, &id, "processing", std::time::Duration::from_secs(20)).await;
+    wait_until_hanging(&asr).await;
     let r = s
         .http
         .delete(s.url(&format!("/api/v1/admin/workers/{revoked_id}")))
