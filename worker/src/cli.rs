@@ -154,6 +154,9 @@ pub struct TrainCli {
     pub version: Option<String>,
     #[arg(long, default_value_t = 400)]
     pub epochs: usize,
+    /// Probability from which the check speaks (see docs/voice-analysis.md#the-learned-check).
+    #[arg(long, default_value_t = 0.85)]
+    pub threshold: f64,
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
 }
@@ -181,7 +184,12 @@ pub fn train_model(cli: TrainCli) -> anyhow::Result<()> {
     }
     anyhow::ensure!(examples.len() >= 10, "too few labelled calls to train on");
     let version = cli.version.clone().unwrap_or_else(|| rules.version.clone());
-    let model = crate::model::Model::train(&cli.language, &version, &examples, cli.epochs);
+    let mut model = crate::model::Model::train(&cli.language, &version, &examples, cli.epochs);
+    anyhow::ensure!(
+        (0.5..0.999).contains(&cli.threshold),
+        "--threshold must be within 0.5..0.999"
+    );
+    model.threshold = cli.threshold;
     let right = examples
         .iter()
         .filter(|(f, y)| (model.score(f) >= 0.5) == *y)

@@ -19,6 +19,10 @@ pub struct Model {
     pub language: String,
     pub version: String,
     pub bias: f64,
+    /// The probability from which the check speaks (an indicator); chosen by cross-validation
+    /// on written calls, never on the held-out split.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
     /// Feature (a stem, or two stems joined by a space) → weight.
     pub weights: BTreeMap<String, f64>,
 }
@@ -52,6 +56,10 @@ pub fn features(stems: &[&str]) -> HashSet<String> {
     out
 }
 
+fn default_threshold() -> f64 {
+    0.85
+}
+
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -60,6 +68,10 @@ impl Model {
     pub fn parse(json: &str) -> anyhow::Result<Model> {
         let m: Model = serde_json::from_str(json)?;
         anyhow::ensure!(m.bias.is_finite(), "model bias is not a number");
+        anyhow::ensure!(
+            (0.5..0.999).contains(&m.threshold),
+            "model threshold must be within 0.5..0.999"
+        );
         anyhow::ensure!(
             m.weights.values().all(|w| w.is_finite()),
             "a model weight is not a number"
@@ -78,15 +90,16 @@ impl Model {
         )
     }
 
-    /// The indicator, when the model is confident: weight 0.25 at p = 0.85 rising to 0.5 at
+    /// The indicator, when the model is confident: weight 0.25 at the threshold rising to 0.5 at
     /// p = 0.99; evidence the words that weighed most for a scam, with their times.
     pub fn indicator(&self, tokens: &[Token]) -> Option<Indicator> {
         let stems: Vec<&str> = tokens.iter().map(|t| t.stem).collect();
         let p = self.score(&features(&stems));
-        if p < 0.85 {
+        if p < self.threshold {
             return None;
         }
-        let weight = 0.25 + 0.25 * ((p - 0.85) / 0.14).clamp(0.0, 1.0);
+        let span = (0.99 - self.threshold).max(0.01);
+        let weight = 0.25 + 0.25 * ((p - self.threshold) / span).clamp(0.0, 1.0);
         // The single words that pushed most, each at its first occurrence.
         let mut best: Vec<(f64, usize)> = Vec::new();
         let mut seen: HashSet<&str> = HashSet::new();
@@ -187,6 +200,7 @@ impl Model {
             language: language.to_owned(),
             version: version.to_owned(),
             bias: (b * 10_000.0).round() / 10_000.0,
+            threshold: default_threshold(),
             weights,
         }
     }

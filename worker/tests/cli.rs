@@ -36,6 +36,8 @@ fn the_shipped_learned_check_is_exactly_what_training_on_the_declared_data_gives
     let out = std::env::temp_dir().join(format!("model-{}.json", std::process::id()));
     let run = Command::new(env!("CARGO_BIN_EXE_worker"))
         .arg("train-model")
+        .arg("--threshold")
+        .arg("0.7")
         .arg("--out")
         .arg(&out)
         .arg(root.join("eval/calls/tuning.jsonl"))
