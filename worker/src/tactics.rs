@@ -292,8 +292,16 @@ impl Rules {
                         || heard[from..to.saturating_sub(1)]
                             .iter()
                             .any(|h| self.negations.contains(&h.norm));
-                    // The speaker's own ("I'll text you my bank details") is not a request.
-                    let own = to >= from + 2 && heard[to - 2].norm == "my";
+                    // The speaker's own ("I'll text you my bank details") or given to the
+                    // listener ("I can give you your PAC code") is not a request.
+                    let own = heard[to.saturating_sub(3).max(from)..to]
+                        .iter()
+                        .any(|h| h.norm == "my")
+                        || (heard.get(from + 1).is_some_and(|h| h.norm == "you")
+                            && matches!(
+                                heard[from].stem.as_str(),
+                                "give" | "send" | "text" | "email" | "tell"
+                            ));
                     if t.negatable && own {
                         continue;
                     }
@@ -385,6 +393,7 @@ impl Rules {
                     matches!(
                         h.stem.as_str(),
                         "ask" | "request" | "need" | "want" | "requir" | "call" | "text" | "email"
+                            | "take" | "accept"
                     )
                 })
         })
