@@ -392,8 +392,16 @@ impl Rules {
                 && heard[i + 1..(i + 4).min(at)].iter().any(|h| {
                     matches!(
                         h.stem.as_str(),
-                        "ask" | "request" | "need" | "want" | "requir" | "call" | "text" | "email"
-                            | "take" | "accept"
+                        "ask"
+                            | "request"
+                            | "need"
+                            | "want"
+                            | "requir"
+                            | "call"
+                            | "text"
+                            | "email"
+                            | "take"
+                            | "accept"
                     )
                 })
         })

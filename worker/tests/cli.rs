@@ -43,6 +43,8 @@ fn the_shipped_learned_check_is_exactly_what_training_on_the_declared_data_gives
         .arg(root.join("eval/calls/tuning.jsonl"))
         .arg(root.join("eval/dev/calls.jsonl"))
         .arg(root.join("eval/dev/calls2.jsonl"))
+        .arg(root.join("eval/dev/calls3.jsonl"))
+        .arg(root.join("eval/dev/calls4.jsonl"))
         .output()
         .unwrap();
     assert!(
