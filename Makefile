@@ -44,7 +44,7 @@ eval: ## Scam-detection figures: the labelled call corpus, spoken and phone-band
 
 train-model: ## Retrain the analyzer's learned check (worker/rules/en.model.json) from the tuning split and eval/dev/calls*.jsonl
 	@cargo build -q -p worker --bin worker
-	@"$(CARGO_TARGET_DIR)/debug/worker" train-model --threshold 0.7 --out worker/rules/en.model.json eval/calls/tuning.jsonl eval/dev/calls.jsonl eval/dev/calls2.jsonl eval/dev/calls3.jsonl eval/dev/calls4.jsonl
+	@"$(CARGO_TARGET_DIR)/debug/worker" train-model --threshold 0.7 --out worker/rules/en.model.json eval/calls/tuning.jsonl eval/dev/calls.jsonl eval/dev/calls2.jsonl eval/dev/calls3.jsonl eval/dev/calls4.jsonl eval/dev/calls5.jsonl eval/dev/calls6.jsonl
 
 model: ## Fetch, verify and convert the speech model; prints its path (MODEL=base|tiny.en)
 	@bash scripts/ensure-model.sh $(or $(MODEL),base)

@@ -45,6 +45,8 @@ fn the_shipped_learned_check_is_exactly_what_training_on_the_declared_data_gives
         .arg(root.join("eval/dev/calls2.jsonl"))
         .arg(root.join("eval/dev/calls3.jsonl"))
         .arg(root.join("eval/dev/calls4.jsonl"))
+        .arg(root.join("eval/dev/calls5.jsonl"))
+        .arg(root.join("eval/dev/calls6.jsonl"))
         .output()
         .unwrap();
     assert!(
