@@ -86,3 +86,45 @@ async fn every_route_is_documented_and_the_docs_are_served() {
     assert_eq!(json.status(), StatusCode::OK);
     assert_eq!(json.json::<Value>().await.unwrap(), doc);
 }
+
+/// Every relative link in the README, the changelog and the docs names a file of the repository
+/// (never `../shared`, never a file that was renamed or not written).
+#[test]
+fn every_relative_link_in_the_docs_names_a_file_that_exists() {
+    let root = testkit::repo_root();
+    let mut files = vec![root.join("README.md"), root.join("CHANGELOG.md")];
+    for dir in ["docs", "eval", "eval/dev"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "md") {
+                files.push(p);
+            }
+        }
+    }
+    let mut broken = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        // Markdown links: ](target) or ](target#anchor).
+        for (i, _) in text.match_indices("](") {
+            let rest = &text[i + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let target = rest[..end].split('#').next().unwrap_or_default().trim();
+            if target.is_empty()
+                || target.contains("://")
+                || target.starts_with("mailto:")
+                || target.contains(' ')
+            {
+                continue;
+            }
+            let path = file.parent().unwrap().join(target);
+            if target.contains("../shared") || !path.exists() {
+                broken.push(format!("{} → {target}", file.display()));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "links to missing files:\n{}",
+        broken.join("\n")
+    );
+}
