@@ -11,7 +11,7 @@ use async_nats::jetstream;
 use events::task::{AnalysisResult, AudioFacts, CallerStanding, Indicator, Job, Span};
 
 use crate::audio::{self, AudioError};
-use crate::speech::{self, OpenAiAsr, Prepared, Recognizer, SpeechError, Transcript, Whisper};
+use crate::speech::{self, OpenAiAsr, Prepared, SpeechError, Transcript, Whisper};
 use crate::tactics::{self, Rules};
 
 /// Why a job did not complete.
@@ -86,10 +86,6 @@ impl Analyzer {
         }
     }
 
-    pub fn http(&self) -> reqwest::Client {
-        self.http.clone()
-    }
-
     fn main_rules(&self) -> Option<&Rules> {
         self.rules.get("en").or_else(|| self.rules.values().next())
     }
@@ -97,7 +93,11 @@ impl Analyzer {
     /// `name` and `version` of this analyzer: rules version and speech model, so that a verdict
     /// can be re-derived and compared later.
     pub fn identity(&self) -> events::task::Analyzer {
-        let rules = self.main_rules();
+        self.identity_with(self.main_rules())
+    }
+
+    /// The identity of a result judged by `rules` (its language's, not always the main one).
+    fn identity_with(&self, rules: Option<&Rules>) -> events::task::Analyzer {
         let (rules_name, rules_version) = rules
             .map(|r| (r.name.clone(), r.version.clone()))
             .unwrap_or_else(|| ("none".into(), "none".into()));
@@ -311,18 +311,7 @@ impl Analyzer {
             return result;
         };
         // The rules that judged it: their language's version, not the main one's.
-        result.analyzer.rules_version = Some(rules.version.clone());
-        result.analyzer.version = format!(
-            "{}+rules:{}{}",
-            env!("CARGO_PKG_VERSION"),
-            rules.version,
-            result
-                .analyzer
-                .speech_model
-                .as_ref()
-                .map(|m| format!("+asr:{m}"))
-                .unwrap_or_default()
-        );
+        result.analyzer = self.identity_with(Some(rules));
         let found = rules.find(&transcript.words);
         result.indicators = found.indicators;
         result.counter_evidence = found.counter;
@@ -466,7 +455,7 @@ mod tests {
 
     fn analyzer() -> Analyzer {
         Analyzer::new(
-            vec![Rules::built_in("en").unwrap()],
+            vec![Rules::built_in("en").unwrap().unwrap()],
             Hearing::None,
             None,
             1 << 20,

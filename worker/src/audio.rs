@@ -29,17 +29,37 @@ pub enum AudioError {
     Empty,
 }
 
+/// The accepted formats: file extension and content types (the first is the canonical one).
+const FORMATS: &[(&str, &[&str])] = &[
+    ("wav", &["audio/wav", "audio/x-wav", "audio/wave"]),
+    ("mp3", &["audio/mpeg", "audio/mp3"]),
+    ("ogg", &["audio/ogg"]),
+    ("webm", &["audio/webm"]),
+    ("m4a", &["audio/mp4", "audio/m4a", "audio/x-m4a"]),
+    ("flac", &["audio/flac", "audio/x-flac"]),
+    ("aac", &["audio/aac"]),
+];
+
 fn extension(content_type: Option<&str>) -> Option<&'static str> {
-    Some(match content_type?.split(';').next()?.trim() {
-        "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
-        "audio/mpeg" | "audio/mp3" => "mp3",
-        "audio/ogg" => "ogg",
-        "audio/webm" => "webm",
-        "audio/mp4" | "audio/m4a" | "audio/x-m4a" => "m4a",
-        "audio/flac" | "audio/x-flac" => "flac",
-        "audio/aac" => "aac",
-        _ => return None,
-    })
+    let ct = content_type?.split(';').next()?.trim();
+    FORMATS
+        .iter()
+        .find(|(_, types)| types.contains(&ct))
+        .map(|(ext, _)| *ext)
+}
+
+/// The content type of a local file, from its extension (`worker analyze`).
+pub fn content_type_of(path: &std::path::Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    let ext = match ext.as_str() {
+        "opus" | "oga" => "ogg",
+        "mp4" => "m4a",
+        e => e,
+    };
+    FORMATS
+        .iter()
+        .find(|(e, _)| *e == ext)
+        .map(|(_, types)| types[0])
 }
 
 /// Decoded audio: its facts and the first `max_seconds` of it as 16 kHz mono.
@@ -95,8 +115,9 @@ impl Speech {
             }
             self.resampler = Some((rate, Resampler::new(rate, SPEECH_RATE)));
         }
-        let (_, r) = self.resampler.as_mut().expect("resampler set above");
-        r.push(&self.mono, &mut self.out);
+        if let Some((_, r)) = self.resampler.as_mut() {
+            r.push(&self.mono, &mut self.out);
+        }
     }
 
     fn finish(mut self) -> (Vec<f32>, bool) {

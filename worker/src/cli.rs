@@ -83,21 +83,6 @@ fn rejudge(cli: &AnalyzeCli, earlier: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn content_type(path: &std::path::Path) -> Option<&'static str> {
-    Some(
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "wav" => "audio/wav",
-            "mp3" => "audio/mpeg",
-            "flac" => "audio/flac",
-            "ogg" | "opus" => "audio/ogg",
-            "webm" => "audio/webm",
-            "m4a" | "mp4" => "audio/mp4",
-            "aac" => "audio/aac",
-            _ => return None,
-        },
-    )
-}
-
 pub async fn analyze_files(cli: AnalyzeCli) -> anyhow::Result<()> {
     if let Some(earlier) = &cli.from_results {
         return rejudge(&cli, earlier);
@@ -117,7 +102,12 @@ pub async fn analyze_files(cli: AnalyzeCli) -> anyhow::Result<()> {
         });
         let t = Instant::now();
         let out = analyzer
-            .analyze_bytes(bytes, content_type(file), cli.language.as_deref(), caller)
+            .analyze_bytes(
+                bytes,
+                crate::audio::content_type_of(file),
+                cli.language.as_deref(),
+                caller,
+            )
             .await;
         let line = match out {
             Ok(result) => json!({
@@ -162,7 +152,7 @@ pub struct TrainCli {
 }
 
 pub fn train_model(cli: TrainCli) -> anyhow::Result<()> {
-    let rules = crate::tactics::Rules::built_in(&cli.language)
+    let rules = crate::tactics::Rules::built_in(&cli.language)?
         .with_context(|| format!("no built-in rules for {:?}", cli.language))?;
     let mut examples = Vec::new();
     for input in &cli.inputs {

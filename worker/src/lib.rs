@@ -35,7 +35,6 @@ use futures::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::speech::Recognizer as _;
 pub use analyze::{Analyzer, Failure, Hearing};
 
 #[derive(clap::Parser, Clone, Debug)]
@@ -148,10 +147,10 @@ pub fn default_threads() -> usize {
 /// The analyzer the configuration asks for. A missing or corrupt speech model, or a bad rules
 /// file, stops the worker here, at start, with a message that says what to do.
 pub fn build_analyzer(config: &AnalysisConfig) -> anyhow::Result<Analyzer> {
-    let mut rules: Vec<tactics::Rules> = tactics::BUILT_IN
-        .iter()
-        .filter_map(|(lang, _, _)| tactics::Rules::built_in(lang))
-        .collect();
+    let mut rules = Vec::new();
+    for (lang, _, _) in tactics::BUILT_IN {
+        rules.extend(tactics::Rules::built_in(lang)?);
+    }
     if let Some(path) = &config.rules_file {
         let json =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

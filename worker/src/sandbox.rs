@@ -96,7 +96,9 @@ pub fn child_main(args: &[String]) -> i32 {
             }),
         },
     };
-    let line = serde_json::to_string(&header).expect("header serializes");
+    let Ok(line) = serde_json::to_string(&header) else {
+        return 2;
+    };
     if writeln!(out, "{line}").is_err() {
         return 2;
     }
@@ -159,8 +161,9 @@ pub async fn decode(
     let mut child = cmd
         .spawn()
         .map_err(|e| crashed(format!("could not start the decoder: {e}")))?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let mut stdout = child.stdout.take().expect("piped stdout");
+    let (Some(mut stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(crashed("the decoder has no pipes".into()));
+    };
     let writer = tokio::spawn(async move {
         // A child that dies early closes the pipe: the write fails, and the exit says why.
         let _ = stdin.write_all(&bytes).await;

@@ -193,20 +193,6 @@ pub fn windows(samples: &[f32]) -> Vec<(usize, usize, usize, usize)> {
     }
 }
 
-/// A speech engine. Blocking: call it from `spawn_blocking`.
-pub trait Recognizer: Send + Sync {
-    /// What `analyzer.speechModel` says, e.g. `whisper-base@35512038` (sha256 prefix of the file).
-    fn label(&self) -> String;
-    /// `language`: an ISO 639-1 hint, or `None` to detect it. `budget` starts when the
-    /// recognition does (not while it waits for the model).
-    fn transcribe(
-        &self,
-        speech: &Prepared,
-        language: Option<&str>,
-        budget: Duration,
-    ) -> Result<Transcript, SpeechError>;
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum SpeechError {
     #[error("the analysis took longer than allowed for this much audio")]
@@ -411,12 +397,16 @@ impl Whisper {
     }
 }
 
-impl Recognizer for Whisper {
-    fn label(&self) -> String {
+impl Whisper {
+    /// What `analyzer.speechModel` says, e.g. `whisper-base@35512038` (sha256 prefix of the file).
+    pub fn label(&self) -> String {
         self.label.clone()
     }
 
-    fn transcribe(
+    /// Hears `speech` (blocking: call it from `spawn_blocking`). `language`: an ISO 639-1 hint,
+    /// or `None` to detect it. `budget` starts when the recognition does (not while it waits
+    /// for the model).
+    pub fn transcribe(
         &self,
         speech: &Prepared,
         language: Option<&str>,
@@ -431,7 +421,9 @@ impl Recognizer for Whisper {
                     .map_err(|e| SpeechError::Failed(e.to_string()))?,
             );
         }
-        let state = guard.as_mut().expect("state created above");
+        let Some(state) = guard.as_mut() else {
+            return Err(SpeechError::Failed("no recognition state".into()));
+        };
         let mut out = Transcript::default();
         let mut language = language.map(str::to_owned);
         for (start, end, cut_before, cut_after) in windows(&speech.samples) {

@@ -85,7 +85,7 @@ struct Tactic {
     says: String,
     negatable: bool,
     voided_by: Vec<String>,
-    phrases: Vec<(String, Vec<Term>)>,
+    phrases: Vec<Vec<Term>>,
 }
 
 /// One language's tactics.
@@ -177,18 +177,19 @@ struct Heard {
 }
 
 impl Rules {
-    /// The built-in rules for `language` (ISO 639-1), if there are any.
-    pub fn built_in(language: &str) -> Option<Rules> {
-        BUILT_IN
-            .iter()
-            .find(|(l, _, _)| *l == language)
-            .map(|(_, json, model)| {
-                let mut r = Rules::parse(json).expect("built-in rules parse (tested)");
-                r.model = model.map(|m| {
-                    crate::model::Model::parse(m).expect("built-in model parses (tested)")
-                });
-                r
-            })
+    /// The built-in rules for `language` (ISO 639-1), with their learned check; `Ok(None)`
+    /// when there are none for that language.
+    pub fn built_in(language: &str) -> anyhow::Result<Option<Rules>> {
+        let Some((_, json, model)) = BUILT_IN.iter().find(|(l, _, _)| *l == language) else {
+            return Ok(None);
+        };
+        let mut r = Rules::parse(json)
+            .map_err(|e| anyhow::anyhow!("built-in rules for {language}: {e}"))?;
+        r.model = model
+            .map(crate::model::Model::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("built-in learned check for {language}: {e}"))?;
+        Ok(Some(r))
     }
 
     /// The stems of a text's words, as the matcher and the model see them.
@@ -217,7 +218,6 @@ impl Rules {
                         .iter()
                         .map(|p| {
                             compile_phrase(p, stemmer)
-                                .map(|terms| (p.clone(), terms))
                                 .map_err(|e| anyhow::anyhow!("{}: {p:?}: {e}", d.kind))
                         })
                         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -283,7 +283,7 @@ impl Rules {
         let mut counter: BTreeMap<usize, Vec<Span>> = BTreeMap::new();
         let mut negated: Vec<Span> = Vec::new();
         for (ti, t) in self.tactics.iter().enumerate() {
-            for (_, terms) in &t.phrases {
+            for terms in &t.phrases {
                 for (from, to) in find_all(terms, &heard) {
                     let span = span_of(&heard[from..to]);
                     // Denied before it ("we never ask for…") or within it ("no fee", "no need
@@ -314,7 +314,7 @@ impl Rules {
             }
         }
         for (ci, c) in self.counter.iter().enumerate() {
-            for (_, terms) in &c.phrases {
+            for terms in &c.phrases {
                 for (from, to) in find_all(terms, &heard) {
                     // "Do not call our usual number" is no direction to an official number.
                     if !c.voided_by.is_empty() && self.negated_before(&heard, from) {
@@ -327,9 +327,7 @@ impl Rules {
         let mut found = Findings::default();
         for (ti, spans) in tactics {
             let t = &self.tactics[ti];
-            found
-                .indicators
-                .push(indicator(&t.kind, t.weight, spans, &t.says));
+            found.indicators.push(indicator(&t.kind, t.weight, spans));
         }
         if let Some(model) = &self.model {
             let tokens: Vec<crate::model::Token> = heard
@@ -352,9 +350,7 @@ impl Rules {
             {
                 continue;
             }
-            found
-                .counter
-                .push(indicator(&c.kind, c.weight, spans, &c.says));
+            found.counter.push(indicator(&c.kind, c.weight, spans));
         }
         // "Won't ask for your PIN" counts only if nothing of the kind is asked for either.
         let contradicted = ["credential_request", "unusual_payment", "remote_access"]
@@ -365,12 +361,7 @@ impl Rules {
             for s in negated {
                 push_span(&mut spans, s);
             }
-            found.counter.push(indicator(
-                "denies_asking",
-                0.3,
-                spans,
-                "said they would not ask for it",
-            ));
+            found.counter.push(indicator("denies_asking", 0.3, spans));
         }
         found
     }
@@ -417,7 +408,7 @@ impl Rules {
     }
 }
 
-fn indicator(kind: &str, weight: f64, spans: Vec<Span>, _says: &str) -> Indicator {
+fn indicator(kind: &str, weight: f64, spans: Vec<Span>) -> Indicator {
     // Heard in several phrasings: a little more certain (at most +30%, below 0.95).
     let distinct = {
         let mut texts: Vec<String> = spans.iter().map(|s| s.text.to_lowercase()).collect();
@@ -705,7 +696,7 @@ mod tests {
     use crate::speech::spread_words;
 
     fn en() -> Rules {
-        Rules::built_in("en").unwrap()
+        Rules::built_in("en").unwrap().unwrap()
     }
 
     fn kinds(text: &str) -> (Vec<String>, Vec<String>) {
