@@ -10,8 +10,10 @@ LOG_TAG=build-tools
 
 ensure_cmd cmake cmake
 ensure_cmd g++ g++
-# bindgen loads libclang.so at build time; clang's own binary is not needed.
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 &&
+# bindgen loads libclang.so at build time; clang's own binary is not needed. libclang-cpp (which
+# other packages install) is a different library and does not count.
+if ! compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null &&
+  ! compgen -G '/usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so*' >/dev/null &&
   [[ -z ${LIBCLANG_PATH:-} ]]; then
   apt_install libclang-dev
 fi

@@ -381,7 +381,9 @@ async fn hanging_then_answering_asr() -> String {
     let app = axum::Router::new()
         .route(
             "/v1/audio/transcriptions",
-            axum::routing::post(move || {
+            // The handler reads the whole upload before answering: answering first makes the
+            // server close the connection under a client still sending ("error sending request").
+            axum::routing::post(move |_audio: axum::body::Bytes| {
                 let calls = calls.clone();
                 async move {
                     if calls.fetch_add(1, Ordering::SeqCst) == 0 {
