@@ -9,10 +9,9 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
+use async_nats::jetstream::{self, AckKind};
 use events::voice_task::{VoiceTaskEvent, UPCASTERS};
 use events::Envelope;
-use futures::StreamExt;
 use minijinja::{context, Environment};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -200,33 +199,13 @@ impl Notifier {
         js: jetstream::Context,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        tokio::pin!(shutdown);
-        loop {
-            let messages = async {
-                let c: PullConsumer = js
-                    .get_consumer_from_stream(
-                        events::topology::NOTIFIER_CONSUMER,
-                        events::topology::EVENTS_STREAM,
-                    )
-                    .await?;
-                anyhow::Ok(c.messages().await?)
-            };
-            match tokio::select! { _ = &mut shutdown => return, m = messages => m } {
-                Ok(mut messages) => loop {
-                    tokio::select! {
-                        _ = &mut shutdown => return,
-                        m = messages.next() => match m {
-                            Some(Ok(msg)) => self.handle(msg).await,
-                            _ => break,
-                        }
-                    }
-                },
-                Err(e) => tracing::warn!(error = %e, "notifier consumer unavailable; retrying"),
-            }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
+        common::nats::consume(
+            js,
+            events::topology::EVENTS_STREAM,
+            events::topology::notifier_consumer(),
+            |m| self.handle(m),
+            shutdown,
+        )
+        .await
     }
 }

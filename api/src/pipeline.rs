@@ -13,13 +13,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::PullConsumer, message::PublishMessage, AckKind};
+use async_nats::jetstream::{self, message::PublishMessage, AckKind};
 use cqrs_es::{AggregateContext, EventStore};
 use events::task::{Job, WorkerResult};
-use events::topology::{DISPATCHER_CONSUMER, EVENTS_STREAM, INTAKE_CONSUMER, RESULTS_STREAM};
+use events::topology::{EVENTS_STREAM, RESULTS_STREAM};
 use events::voice_task::{VoiceTaskEvent, UPCASTERS};
 use events::Envelope;
-use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -29,43 +28,6 @@ use crate::error::ApiError;
 
 /// How long a worker's audio link stays valid (a job may wait in the queue).
 pub const AUDIO_URL_TTL: Duration = Duration::from_secs(6 * 24 * 3600);
-
-/// Runs `step` over a durable consumer's messages until `shutdown`, reconnecting after errors.
-async fn consume<F, Fut>(
-    js: jetstream::Context,
-    stream: &'static str,
-    consumer: &'static str,
-    step: F,
-    shutdown: impl Future<Output = ()>,
-) where
-    F: Fn(jetstream::Message) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    tokio::pin!(shutdown);
-    loop {
-        let messages = async {
-            let c: PullConsumer = js.get_consumer_from_stream(consumer, stream).await?;
-            anyhow::Ok(c.messages().await?)
-        };
-        match tokio::select! { _ = &mut shutdown => return, m = messages => m } {
-            Ok(mut messages) => loop {
-                tokio::select! {
-                    _ = &mut shutdown => return,
-                    m = messages.next() => match m {
-                        Some(Ok(msg)) => step(msg).await,
-                        Some(Err(e)) => { tracing::warn!(error = %e, consumer, "pull failed"); break }
-                        None => break,
-                    }
-                }
-            },
-            Err(e) => tracing::warn!(error = %e, consumer, "consumer unavailable; retrying"),
-        }
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
-}
 
 /// What publishing a job needs: the task's upload, a presigned link, JetStream.
 #[derive(Clone)]
@@ -285,10 +247,10 @@ async fn intake(s: &AppState, msg: jetstream::Message) {
 pub async fn run_dispatcher(s: AppState, shutdown: impl Future<Output = ()>) {
     let d = Dispatcher::of(&s);
     let phones = s.phones.clone();
-    consume(
+    common::nats::consume(
         s.js.clone(),
         EVENTS_STREAM,
-        DISPATCHER_CONSUMER,
+        events::topology::dispatcher_consumer(),
         |m| dispatch_event(&d, &phones, m),
         shutdown,
     )
@@ -297,10 +259,10 @@ pub async fn run_dispatcher(s: AppState, shutdown: impl Future<Output = ()>) {
 
 pub async fn run_intake(s: AppState, shutdown: impl Future<Output = ()>) {
     let js = s.js.clone();
-    consume(
+    common::nats::consume(
         js,
         RESULTS_STREAM,
-        INTAKE_CONSUMER,
+        events::topology::intake_consumer(),
         |m| intake(&s, m),
         shutdown,
     )

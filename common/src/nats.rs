@@ -61,3 +61,64 @@ pub async fn connect(
 pub fn is_connected(client: &Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
 }
+
+/// Runs `step` over the messages of the durable pull consumer `config` on `stream` until
+/// `shutdown`. The consumer is looked up, or created from `config` when it is missing, on every
+/// (re)connection, so a consumer deleted while the service runs comes back by itself; pulls
+/// carry a 5 s idle heartbeat, so a vanished consumer is noticed within seconds. Failures are
+/// retried with a delay doubling from 200 ms to 5 s.
+pub async fn consume<F, Fut>(
+    js: async_nats::jetstream::Context,
+    stream: &'static str,
+    config: async_nats::jetstream::consumer::pull::Config,
+    step: F,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    F: Fn(async_nats::jetstream::Message) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::StreamExt;
+    let name = config.durable_name.clone().unwrap_or_default();
+    tokio::pin!(shutdown);
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let messages = async {
+            let consumer = js
+                .get_stream(stream)
+                .await?
+                .get_or_create_consumer(&name, config.clone())
+                .await?;
+            anyhow::Ok(
+                consumer
+                    .stream()
+                    .heartbeat(Duration::from_secs(5))
+                    .messages()
+                    .await?,
+            )
+        };
+        match tokio::select! { _ = &mut shutdown => return, m = messages => m } {
+            Ok(mut messages) => loop {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    m = messages.next() => match m {
+                        Some(Ok(msg)) => {
+                            delay = Duration::from_millis(200);
+                            step(msg).await
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, consumer = name, "pull failed; reconnecting");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, consumer = name, "consumer unavailable; retrying"),
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

@@ -72,6 +72,8 @@ pub async fn replay(
     };
     let mut consumer = stream
         .create_consumer(OrderedConfig {
+            // Named: the replay user may only create consumers by name (never a service's).
+            name: Some(format!("analyst-replay-{}", uuid::Uuid::new_v4().simple())),
             deliver_policy,
             filter_subjects: filter.subjects(),
             ..Default::default()
