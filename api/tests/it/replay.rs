@@ -224,7 +224,7 @@ async fn the_replay_user_cannot_touch_update_or_pull_from_a_service_consumer() {
     }
     // Every service consumer is still there, exactly as defined.
     let api = s.js("api").await;
-    let mut events = api.get_stream("EVENTS").await.unwrap();
+    let events = api.get_stream("EVENTS").await.unwrap();
     for (name, def) in [
         ("projector", events::topology::projector_consumer()),
         ("dispatcher", events::topology::dispatcher_consumer()),
