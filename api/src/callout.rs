@@ -67,8 +67,18 @@ fn jti() -> String {
     Uuid::new_v4().simple().to_string().to_uppercase()
 }
 
+/// How long a worker may keep answering (acking) a job delivered to it: past the longest
+/// analysis (`MAX_AUDIO_SECONDS` at the default budget is 30 min; the janitor gives up at 35).
+const JOB_REPLY_TTL: std::time::Duration = std::time::Duration::from_secs(40 * 60);
+/// How many answers per delivered job: in-progress acks every ack_wait/3 (10 s by default) for
+/// the longest analysis, then the final ack.
+const JOB_REPLY_MAX: u32 = 1_000;
+
 /// What a worker may do on NATS: its jobs, its results, its heartbeats, the caller-number
-/// reputation — nothing else (not `ev.>`, not other workers' results).
+/// reputation — nothing else (not `ev.>`, not other workers' results). It acks a job only by
+/// answering the message delivered to it (`resp`: NATS allows a reply to exactly the reply
+/// subjects of messages this connection received), never by publishing on `$JS.ACK.>`, so it
+/// cannot ack, nak, term or extend another worker's job.
 pub fn worker_permissions(worker: Uuid) -> Value {
     let tasks = events::topology::TASKS_STREAM;
     let consumer = events::topology::WORKERS_CONSUMER;
@@ -77,13 +87,13 @@ pub fn worker_permissions(worker: Uuid) -> Value {
         "pub": {"allow": [
             format!("$JS.API.CONSUMER.INFO.{tasks}.{consumer}"),
             format!("$JS.API.CONSUMER.MSG.NEXT.{tasks}.{consumer}"),
-            format!("$JS.ACK.{tasks}.{consumer}.>"),
             events::task::results_subject(worker),
             events::worker::heartbeat_subject(worker),
             format!("$JS.API.STREAM.INFO.{reputation}"),
             format!("$JS.API.DIRECT.GET.{reputation}.>"),
         ]},
         "sub": {"allow": [format!("{}.>", events::worker::inbox_prefix(worker))]},
+        "resp": {"max": JOB_REPLY_MAX, "ttl": JOB_REPLY_TTL.as_nanos() as u64},
         "subs": -1, "data": -1, "payload": -1,
     })
 }
@@ -138,15 +148,14 @@ pub async fn answer(
         tracing::info!(%worker, "worker refused: unknown, revoked or wrong token");
         return respond(None, Some("worker unknown or revoked"));
     }
+    let mut nats = worker_permissions(worker);
+    nats["type"] = json!("user");
+    nats["version"] = json!(2);
     let user = json!({
         "jti": jti(), "iat": now, "exp": now + ttl.max(30),
         "iss": issuer.public_key(), "sub": user_nkey, "aud": WORKER_ACCOUNT,
         "name": format!("worker-{worker}"),
-        "nats": {
-            "type": "user", "version": 2,
-            "pub": worker_permissions(worker)["pub"], "sub": worker_permissions(worker)["sub"],
-            "subs": -1, "data": -1, "payload": -1,
-        },
+        "nats": nats,
     });
     let user_jwt = encode_jwt(&user, issuer)?;
     if let Some(cid) = client_id {

@@ -232,6 +232,8 @@ impl From<crate::domain::voice_task::VoiceTaskError> for ApiError {
             UnknownUpload => ApiError::unprocessable("upload_missing", e.to_string()),
             UploadExists => ApiError::Conflict("upload_exists", e.to_string()),
             InvalidTransition(..) => ApiError::Conflict("invalid_state", e.to_string()),
+            NotHolder => ApiError::Conflict("not_holder", e.to_string()),
+            NotStarted => ApiError::Conflict("not_started", e.to_string()),
         }
     }
 }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::commands::{execute, CommandContext};
-use crate::domain::voice_task::{TaskStatus, VoiceTask, VoiceTaskCommand};
+use crate::domain::voice_task::{Attempt, TaskStatus, VoiceTask, VoiceTaskCommand};
 use crate::error::ApiError;
 
 /// How long a worker's audio link stays valid (a job may wait in the queue).
@@ -189,27 +189,51 @@ pub async fn record_result(s: &AppState, subject: &str, payload: &[u8]) -> Resul
         }
     };
     let (task, worker, cmd) = match result {
-        WorkerResult::Started { task_id, worker_id } => {
-            (task_id, worker_id, VoiceTaskCommand::Start { worker_id })
-        }
+        WorkerResult::Started {
+            task_id,
+            worker_id,
+            delivery,
+        } => (
+            task_id,
+            worker_id,
+            VoiceTaskCommand::Start(Attempt {
+                worker_id,
+                delivery,
+            }),
+        ),
         WorkerResult::Completed {
             task_id,
             worker_id,
+            delivery,
             result,
         } => (
             task_id,
             worker_id,
-            VoiceTaskCommand::Complete { worker_id, result },
+            VoiceTaskCommand::Complete {
+                by: Attempt {
+                    worker_id,
+                    delivery,
+                },
+                result,
+            },
         ),
         WorkerResult::Failed {
             task_id,
             worker_id,
+            delivery,
             reason,
             retryable,
         } => (
             task_id,
             worker_id,
-            VoiceTaskCommand::Fail { reason, retryable },
+            VoiceTaskCommand::Fail {
+                by: Some(Attempt {
+                    worker_id,
+                    delivery,
+                }),
+                reason,
+                retryable,
+            },
         ),
     };
     // A worker can only publish on its own subject; the payload must agree with it.
@@ -221,6 +245,9 @@ pub async fn record_result(s: &AppState, subject: &str, payload: &[u8]) -> Resul
     let ctx = CommandContext::new(format!("worker:{worker}"), None);
     match execute(&s.voice_tasks, &task.to_string(), cmd, &ctx).await {
         Ok(_) => Ok(()),
+        // The run's start may still be on its way (a redelivered `Started` behind this result):
+        // retried, a bounded number of times (see `intake`).
+        Err(e @ ApiError::Conflict("not_started", _)) => Err(e),
         Err(ApiError::Conflict(..) | ApiError::Unprocessable(..)) => {
             tracing::warn!(%task, %worker, "result for a task this worker does not hold; refused");
             metrics::counter!("worker_results_refused_total").increment(1);
@@ -230,9 +257,22 @@ pub async fn record_result(s: &AppState, subject: &str, payload: &[u8]) -> Resul
     }
 }
 
+/// How often a result whose run is not recorded as started is retried before it is dropped (a
+/// genuine `Started` is stored before its worker analyses anything, so it arrives long before).
+const NOT_STARTED_RETRIES: i64 = 10;
+
 async fn intake(s: &AppState, msg: jetstream::Message) {
     match record_result(s, &msg.subject, &msg.payload).await {
         Ok(()) => {
+            let _ = msg.ack().await;
+        }
+        Err(ApiError::Conflict("not_started", _))
+            if msg
+                .info()
+                .map_or(true, |i| i.delivered >= NOT_STARTED_RETRIES) =>
+        {
+            tracing::warn!(subject = %msg.subject, "result for a run never started; refused");
+            metrics::counter!("worker_results_refused_total").increment(1);
             let _ = msg.ack().await;
         }
         Err(e) => {

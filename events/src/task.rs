@@ -113,17 +113,28 @@ pub struct AnalysisResult {
     rename_all_fields = "camelCase"
 )]
 pub enum WorkerResult {
-    /// A worker took the job (published before it starts analysing).
-    Started { task_id: Uuid, worker_id: Uuid },
+    /// A worker took the job (published, and stored, before it starts analysing). `delivery`
+    /// is the job's JetStream delivery count; the final result repeats it, and only the result
+    /// of the worker and delivery that started last is recorded.
+    Started {
+        task_id: Uuid,
+        worker_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<u64>,
+    },
     Completed {
         task_id: Uuid,
         worker_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<u64>,
         result: Box<AnalysisResult>,
     },
     /// `retryable: false` for input that will never work (undecodable or empty audio).
     Failed {
         task_id: Uuid,
         worker_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<u64>,
         reason: String,
         retryable: bool,
     },
@@ -147,6 +158,7 @@ mod tests {
         let r = WorkerResult::Failed {
             task_id: Uuid::nil(),
             worker_id: Uuid::nil(),
+            delivery: Some(2),
             reason: "x".into(),
             retryable: false,
         };

@@ -30,8 +30,15 @@ pub enum VoiceTaskEvent {
         language: Option<String>,
         email_notification: bool,
     },
-    /// A worker took the job (again, after a redelivery: `attempt` counts).
-    TaskStarted { worker_id: Uuid, attempt: u32 },
+    /// A worker took the job (again, after a redelivery: `attempt` counts). From now on only
+    /// this worker, for this JetStream delivery (`delivery`, when the worker names it), may
+    /// complete or fail the task.
+    TaskStarted {
+        worker_id: Uuid,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<u64>,
+    },
     TaskCompleted {
         worker_id: Uuid,
         result: Box<AnalysisResult>,
@@ -46,6 +53,14 @@ pub enum VoiceTaskEvent {
     /// An analyst or admin asked for a completed task to be analysed again with today's
     /// analyzer (one of a batch: `POST /admin/tasks/reanalyse`). The verdict stands meanwhile.
     TaskReanalysisRequested { batch_id: Uuid, by: String },
+    /// A worker took the job of a re-analysis (the task stays `completed`); only this worker,
+    /// for this delivery, may finish it.
+    TaskReanalysisStarted {
+        batch_id: Uuid,
+        worker_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<u64>,
+    },
     /// The new result of a re-analysis. The earlier `TaskCompleted` (and any earlier
     /// re-analysis) is kept: the task shows every result.
     TaskReanalysed {
@@ -67,6 +82,7 @@ impl DomainEvent for VoiceTaskEvent {
             VoiceTaskEvent::TaskFailed { .. } => "TaskFailed",
             VoiceTaskEvent::TaskRequeued { .. } => "TaskRequeued",
             VoiceTaskEvent::TaskReanalysisRequested { .. } => "TaskReanalysisRequested",
+            VoiceTaskEvent::TaskReanalysisStarted { .. } => "TaskReanalysisStarted",
             VoiceTaskEvent::TaskReanalysed { .. } => "TaskReanalysed",
             VoiceTaskEvent::TaskReanalysisFailed { .. } => "TaskReanalysisFailed",
         }

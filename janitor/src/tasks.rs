@@ -92,6 +92,7 @@ impl TaskCare {
         if let Ok(job) = serde_json::from_slice::<events::task::Job>(&msg.payload) {
             let reason = format!("the analysis did not finish after {deliveries} deliveries");
             let cmd = VoiceTaskCommand::Fail {
+                by: None,
                 reason,
                 retryable: true,
             };
@@ -140,6 +141,7 @@ impl TaskCare {
         for (id, status, dead) in stale {
             if status == "processing" && dead {
                 let cmd = VoiceTaskCommand::Fail {
+                    by: None,
                     reason: "the analysis timed out".into(),
                     retryable: true,
                 };

@@ -366,6 +366,16 @@ impl Worker {
         anyhow::bail!("the job stream ended")
     }
 
+    /// Publishes on this worker's result subject and waits until JetStream stored it.
+    async fn publish_result(&self, result: &WorkerResult) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(result)?;
+        self.js
+            .publish(events::task::results_subject(self.id), bytes.into())
+            .await?
+            .await?;
+        Ok(())
+    }
+
     /// One job: analyse, publish the outcome, then ack (or nak/term).
     pub async fn handle(&self, msg: jetstream::Message) {
         let job: Job = match serde_json::from_slice(&msg.payload) {
@@ -377,20 +387,24 @@ impl Worker {
                 return;
             }
         };
-        *self.stats.current.lock().expect("stats lock") = Some(job.task_id);
-        // Tell the control plane who has the job (best effort: the result says it again).
+        // Which delivery of the job this is: the control plane records only the result of the
+        // worker and delivery that started last.
+        let delivery = msg.info().ok().map(|i| i.delivered.max(0) as u64);
+        // Tell the control plane who has the job, and wait until it is stored: a result whose
+        // start is not recorded is not accepted, so without it the job is retried later.
         let started = WorkerResult::Started {
             task_id: job.task_id,
             worker_id: self.id,
+            delivery,
         };
-        let bytes = serde_json::to_vec(&started).expect("results serialize");
-        if let Ok(ack) = self
-            .js
-            .publish(events::task::results_subject(self.id), bytes.into())
-            .await
-        {
-            let _ = ack.await;
+        if let Err(e) = self.publish_result(&started).await {
+            tracing::warn!(error = %e, task = %job.task_id, "start not recorded; retrying later");
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                .await;
+            return;
         }
+        *self.stats.current.lock().expect("stats lock") = Some(job.task_id);
         // Tell JetStream we are alive while a long analysis runs, so ack_wait does not expire.
         let every = Duration::from_millis(self.progress_every.load(Ordering::Relaxed));
         let progress = AbortOnDrop({
@@ -410,6 +424,7 @@ impl Worker {
             Ok(result) => WorkerResult::Completed {
                 task_id: job.task_id,
                 worker_id: self.id,
+                delivery,
                 result: Box::new(result),
             },
             Err(Failure::Retry(reason)) => {
@@ -423,21 +438,13 @@ impl Worker {
             Err(Failure::Permanent(reason)) => WorkerResult::Failed {
                 task_id: job.task_id,
                 worker_id: self.id,
+                delivery,
                 reason,
                 retryable: false,
             },
         };
         let completed = matches!(result, WorkerResult::Completed { .. });
-        let bytes = serde_json::to_vec(&result).expect("results serialize");
-        let published = match self
-            .js
-            .publish(events::task::results_subject(self.id), bytes.into())
-            .await
-        {
-            Ok(ack) => ack.await.map(|_| ()).map_err(anyhow::Error::from),
-            Err(e) => Err(e.into()),
-        };
-        match published {
+        match self.publish_result(&result).await {
             Ok(()) => {
                 let _ = msg.double_ack().await;
                 let counter = if completed {

@@ -48,14 +48,14 @@ pub enum VoiceTaskCommand {
         language: Option<String>,
         email_notification: bool,
     },
-    Start {
-        worker_id: Uuid,
-    },
+    Start(Attempt),
     Complete {
-        worker_id: Uuid,
+        by: Attempt,
         result: Box<AnalysisResult>,
     },
+    /// `by`: the worker's own failure; `None`: the system's (dead letter, time-out).
     Fail {
+        by: Option<Attempt>,
         reason: String,
         retryable: bool,
     },
@@ -66,6 +66,24 @@ pub enum VoiceTaskCommand {
         batch_id: Uuid,
         by: String,
     },
+}
+
+/// A worker's run of a job: who, and which JetStream delivery (when the worker says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub worker_id: Uuid,
+    pub delivery: Option<u64>,
+}
+
+impl Attempt {
+    /// Whether a result from `self` belongs to the run that started last (`holder`). A result
+    /// that does not name its delivery (an older worker) is matched by worker alone.
+    fn finishes(&self, holder: &Attempt) -> bool {
+        self.worker_id == holder.worker_id
+            && (self.delivery.is_none()
+                || holder.delivery.is_none()
+                || self.delivery == holder.delivery)
+    }
 }
 
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -79,6 +97,12 @@ pub enum VoiceTaskError {
     /// 409: the state machine forbids it.
     #[error("a {0} task cannot {1}")]
     InvalidTransition(&'static str, &'static str),
+    /// 409: a result from a worker (or delivery) that does not hold the task's current run.
+    #[error("this worker does not hold the task's current run")]
+    NotHolder,
+    /// 409: a result for a run whose start is not recorded yet (the intake retries it).
+    #[error("the task's run has not been recorded as started")]
+    NotStarted,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -93,6 +117,9 @@ pub struct VoiceTask {
     /// The batch of a re-analysis in progress.
     #[serde(default)]
     reanalysis: Option<Uuid>,
+    /// The worker run that started last (of the analysis or the re-analysis in progress).
+    #[serde(default)]
+    holder: Option<Attempt>,
 }
 
 impl VoiceTask {
@@ -115,6 +142,16 @@ impl VoiceTask {
 
     pub fn language(&self) -> Option<&str> {
         self.language.as_deref()
+    }
+
+    /// Whether the run `by` may finish the task: only the worker (and delivery) that started
+    /// last. No run recorded yet is `NotStarted` (its start may still be on the way).
+    fn check_holder(&self, by: &Attempt) -> Result<(), VoiceTaskError> {
+        match &self.holder {
+            None => Err(VoiceTaskError::NotStarted),
+            Some(holder) if by.finishes(holder) => Ok(()),
+            Some(_) => Err(VoiceTaskError::NotHolder),
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -177,33 +214,56 @@ impl Aggregate for VoiceTask {
                 // Idempotent: the same upload submitted again is the same task.
                 _ => return Ok(()),
             },
-            VoiceTaskCommand::Start { worker_id } => match (self.status, self.reanalysis) {
+            VoiceTaskCommand::Start(Attempt {
+                worker_id,
+                delivery,
+            }) => match (self.status, self.reanalysis) {
                 (Queued | Processing, _) => VoiceTaskEvent::TaskStarted {
                     worker_id,
                     attempt: self.attempts + 1,
+                    delivery,
                 },
                 // A re-analysis runs without changing the task's status.
-                (Completed, Some(_)) => return Ok(()),
+                (Completed, Some(batch_id)) => VoiceTaskEvent::TaskReanalysisStarted {
+                    batch_id,
+                    worker_id,
+                    delivery,
+                },
                 _ => return refuse("start"),
             },
-            VoiceTaskCommand::Complete { worker_id, result } => {
-                match (self.status, self.reanalysis) {
-                    (Queued | Processing, _) => VoiceTaskEvent::TaskCompleted { worker_id, result },
-                    (Completed, Some(batch_id)) => VoiceTaskEvent::TaskReanalysed {
-                        batch_id,
-                        worker_id,
+            VoiceTaskCommand::Complete { by, result } => match (self.status, self.reanalysis) {
+                (Queued | Processing, _) => {
+                    self.check_holder(&by)?;
+                    VoiceTaskEvent::TaskCompleted {
+                        worker_id: by.worker_id,
                         result,
-                    },
-                    _ => return refuse("complete"),
+                    }
                 }
-            }
-            VoiceTaskCommand::Fail { reason, retryable } => match (self.status, self.reanalysis) {
-                (Queued | Processing, _) => VoiceTaskEvent::TaskFailed {
-                    reason,
-                    retryable,
-                    attempts: self.attempts,
-                },
                 (Completed, Some(batch_id)) => {
+                    self.check_holder(&by)?;
+                    VoiceTaskEvent::TaskReanalysed {
+                        batch_id,
+                        worker_id: by.worker_id,
+                        result,
+                    }
+                }
+                _ => return refuse("complete"),
+            },
+            VoiceTaskCommand::Fail {
+                by,
+                reason,
+                retryable,
+            } => match (self.status, self.reanalysis) {
+                (Queued | Processing, _) => {
+                    by.map_or(Ok(()), |by| self.check_holder(&by))?;
+                    VoiceTaskEvent::TaskFailed {
+                        reason,
+                        retryable,
+                        attempts: self.attempts,
+                    }
+                }
+                (Completed, Some(batch_id)) => {
+                    by.map_or(Ok(()), |by| self.check_holder(&by))?;
                     VoiceTaskEvent::TaskReanalysisFailed { batch_id, reason }
                 }
                 _ => return refuse("fail"),
@@ -254,15 +314,35 @@ impl Aggregate for VoiceTask {
             VoiceTaskEvent::TaskRequeued { .. } => {
                 self.status = TaskStatus::Queued;
                 self.attempts = 0;
+                self.holder = Option::None;
             }
-            VoiceTaskEvent::TaskStarted { attempt, .. } => {
+            VoiceTaskEvent::TaskStarted {
+                attempt,
+                worker_id,
+                delivery,
+            } => {
                 self.status = TaskStatus::Processing;
                 self.attempts = attempt;
+                self.holder = Some(Attempt {
+                    worker_id,
+                    delivery,
+                });
+            }
+            VoiceTaskEvent::TaskReanalysisStarted {
+                worker_id,
+                delivery,
+                ..
+            } => {
+                self.holder = Some(Attempt {
+                    worker_id,
+                    delivery,
+                })
             }
             VoiceTaskEvent::TaskCompleted { .. } => self.status = TaskStatus::Completed,
             VoiceTaskEvent::TaskFailed { .. } => self.status = TaskStatus::Failed,
             VoiceTaskEvent::TaskReanalysisRequested { batch_id, .. } => {
-                self.reanalysis = Some(batch_id)
+                self.reanalysis = Some(batch_id);
+                self.holder = Option::None;
             }
             VoiceTaskEvent::TaskReanalysed { .. } | VoiceTaskEvent::TaskReanalysisFailed { .. } => {
                 self.reanalysis = Option::None
@@ -310,6 +390,22 @@ mod tests {
         Uuid::from_u128(7)
     }
 
+    /// The run of worker `w()` on its first delivery.
+    fn run() -> Attempt {
+        Attempt {
+            worker_id: w(),
+            delivery: Some(1),
+        }
+    }
+
+    fn started_by(worker_id: Uuid, attempt: u32, delivery: u64) -> VoiceTaskEvent {
+        VoiceTaskEvent::TaskStarted {
+            worker_id,
+            attempt,
+            delivery: Some(delivery),
+        }
+    }
+
     fn result() -> Box<AnalysisResult> {
         Box::new(AnalysisResult {
             verdict: "safe".into(),
@@ -353,13 +449,13 @@ mod tests {
 
     #[test]
     fn redelivery_counts_attempts_and_only_one_completion_lands() {
-        let started = |attempt| VoiceTaskEvent::TaskStarted {
-            worker_id: w(),
-            attempt,
-        };
+        let started = |attempt| started_by(w(), attempt, attempt as u64);
         Given::with(())
             .given(vec![authorized(), submitted(), started(1)])
-            .when(VoiceTaskCommand::Start { worker_id: w() })
+            .when(VoiceTaskCommand::Start(Attempt {
+                worker_id: w(),
+                delivery: Some(2),
+            }))
             .then_expect_events(vec![started(2)]);
         let done = VoiceTaskEvent::TaskCompleted {
             worker_id: w(),
@@ -368,14 +464,14 @@ mod tests {
         Given::with(())
             .given(vec![authorized(), submitted(), started(1)])
             .when(VoiceTaskCommand::Complete {
-                worker_id: w(),
+                by: run(),
                 result: result(),
             })
             .then_expect_events(vec![done.clone()]);
         Given::with(())
             .given(vec![authorized(), submitted(), started(1), done])
             .when(VoiceTaskCommand::Complete {
-                worker_id: w(),
+                by: run(),
                 result: result(),
             })
             .then_expect_error(VoiceTaskError::InvalidTransition("completed", "complete"));
@@ -399,11 +495,8 @@ mod tests {
             .then_expect_events(vec![requeued.clone()]);
         Given::with(())
             .given(vec![authorized(), submitted(), failed, requeued])
-            .when(VoiceTaskCommand::Start { worker_id: w() })
-            .then_expect_events(vec![VoiceTaskEvent::TaskStarted {
-                worker_id: w(),
-                attempt: 1,
-            }]);
+            .when(VoiceTaskCommand::Start(run()))
+            .then_expect_events(vec![started_by(w(), 1, 1)]);
     }
 
     #[test]
@@ -439,15 +532,28 @@ mod tests {
             .when(request())
             .then_expect_events(vec![asked.clone()]);
         let pending = [history.clone(), vec![asked.clone()]].concat();
-        // One at a time; a start changes nothing (the task stays completed).
+        // One at a time; a start records who runs it (the task stays completed).
         Given::with(())
             .given(pending.clone())
             .when(request())
             .then_expect_events(vec![]);
+        let running = VoiceTaskEvent::TaskReanalysisStarted {
+            batch_id: batch,
+            worker_id: w(),
+            delivery: Some(1),
+        };
         Given::with(())
             .given(pending.clone())
-            .when(VoiceTaskCommand::Start { worker_id: w() })
-            .then_expect_events(vec![]);
+            .when(VoiceTaskCommand::Start(run()))
+            .then_expect_events(vec![running.clone()]);
+        Given::with(())
+            .given(pending.clone())
+            .when(VoiceTaskCommand::Complete {
+                by: run(),
+                result: result(),
+            })
+            .then_expect_error(VoiceTaskError::NotStarted);
+        let pending = [pending, vec![running]].concat();
         let mut newer = result();
         newer.verdict = "scam".into();
         let reanalysed = VoiceTaskEvent::TaskReanalysed {
@@ -458,13 +564,14 @@ mod tests {
         Given::with(())
             .given(pending.clone())
             .when(VoiceTaskCommand::Complete {
-                worker_id: w(),
+                by: run(),
                 result: newer.clone(),
             })
             .then_expect_events(vec![reanalysed.clone()]);
         Given::with(())
             .given(pending.clone())
             .when(VoiceTaskCommand::Fail {
+                by: Some(run()),
                 reason: "undecodable".into(),
                 retryable: false,
             })
@@ -477,7 +584,7 @@ mod tests {
         Given::with(())
             .given(after.clone())
             .when(VoiceTaskCommand::Complete {
-                worker_id: w(),
+                by: run(),
                 result: newer,
             })
             .then_expect_error(VoiceTaskError::InvalidTransition("completed", "complete"));
@@ -497,13 +604,96 @@ mod tests {
         Given::with(())
             .given(vec![authorized(), submitted(), failed])
             .when(VoiceTaskCommand::Fail {
+                by: None,
                 reason: "again".into(),
                 retryable: false,
             })
             .then_expect_error(VoiceTaskError::InvalidTransition("failed", "fail"));
         Given::with(())
             .given(vec![authorized()])
-            .when(VoiceTaskCommand::Start { worker_id: w() })
+            .when(VoiceTaskCommand::Start(run()))
             .then_expect_error(VoiceTaskError::InvalidTransition("unsubmitted", "start"));
+    }
+
+    /// The hardening review: a second worker completed a task the first had started, and the
+    /// genuine result was then refused.
+    #[test]
+    fn only_the_worker_and_delivery_that_started_last_may_finish_the_task() {
+        let other = Uuid::from_u128(8);
+        let by = |worker_id, delivery| Attempt {
+            worker_id,
+            delivery: Some(delivery),
+        };
+        let complete = |attempt| VoiceTaskCommand::Complete {
+            by: attempt,
+            result: result(),
+        };
+        let fail = |attempt| VoiceTaskCommand::Fail {
+            by: Some(attempt),
+            reason: "forged".into(),
+            retryable: false,
+        };
+        let held = vec![authorized(), submitted(), started_by(w(), 1, 1)];
+        // Another worker can neither complete nor fail it.
+        Given::with(())
+            .given(held.clone())
+            .when(complete(by(other, 1)))
+            .then_expect_error(VoiceTaskError::NotHolder);
+        Given::with(())
+            .given(held.clone())
+            .when(fail(by(other, 1)))
+            .then_expect_error(VoiceTaskError::NotHolder);
+        // The holder still can.
+        Given::with(())
+            .given(held.clone())
+            .when(complete(run()))
+            .then_expect_events(vec![VoiceTaskEvent::TaskCompleted {
+                worker_id: w(),
+                result: result(),
+            }]);
+        // Redelivered to another worker, the first one's late result is refused.
+        let taken = [held.clone(), vec![started_by(other, 2, 2)]].concat();
+        Given::with(())
+            .given(taken.clone())
+            .when(complete(run()))
+            .then_expect_error(VoiceTaskError::NotHolder);
+        Given::with(())
+            .given(taken)
+            .when(complete(by(other, 2)))
+            .then_expect_events(vec![VoiceTaskEvent::TaskCompleted {
+                worker_id: other,
+                result: result(),
+            }]);
+        // Redelivered to the same worker, the stale delivery's result is refused.
+        let again = [held.clone(), vec![started_by(w(), 2, 2)]].concat();
+        Given::with(())
+            .given(again.clone())
+            .when(complete(run()))
+            .then_expect_error(VoiceTaskError::NotHolder);
+        Given::with(())
+            .given(again)
+            .when(complete(by(w(), 2)))
+            .then_expect_events(vec![VoiceTaskEvent::TaskCompleted {
+                worker_id: w(),
+                result: result(),
+            }]);
+        // No run recorded yet: the intake retries (the start may be on its way).
+        Given::with(())
+            .given(vec![authorized(), submitted()])
+            .when(complete(run()))
+            .then_expect_error(VoiceTaskError::NotStarted);
+        // The system (dead letter, time-out) fails a task whoever holds it.
+        Given::with(())
+            .given(held)
+            .when(VoiceTaskCommand::Fail {
+                by: None,
+                reason: "the analysis timed out".into(),
+                retryable: true,
+            })
+            .then_expect_events(vec![VoiceTaskEvent::TaskFailed {
+                reason: "the analysis timed out".into(),
+                retryable: true,
+                attempts: 1,
+            }]);
     }
 }

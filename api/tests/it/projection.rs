@@ -136,23 +136,31 @@ async fn activity(s: &Stack) {
         .connect(s.nats.url())
         .await
         .unwrap();
+    let started = events::task::WorkerResult::Started {
+        task_id: done.parse().unwrap(),
+        worker_id: wid,
+        delivery: Some(1),
+    };
     let completed = events::task::WorkerResult::Completed {
         task_id: done.parse().unwrap(),
         worker_id: wid,
+        delivery: Some(1),
         result: Box::new(events::task::AnalysisResult {
             verdict: "safe".into(),
             ..Default::default()
         }),
     };
-    async_nats::jetstream::new(client)
-        .publish(
+    let wjs = async_nats::jetstream::new(client);
+    for result in [started, completed] {
+        wjs.publish(
             events::task::results_subject(wid),
-            serde_json::to_vec(&completed).unwrap().into(),
+            serde_json::to_vec(&result).unwrap().into(),
         )
         .await
         .unwrap()
         .await
         .unwrap();
+    }
     crate::tasks::wait_status(s, &done, "completed", std::time::Duration::from_secs(20)).await;
     let r = s
         .http

@@ -301,6 +301,7 @@ async fn a_submitted_recording_is_analysed_by_a_worker_end_to_end() {
         let forged = events::task::WorkerResult::Completed {
             task_id,
             worker_id,
+            delivery: None,
             result: Box::new(late.clone()),
         };
         wjs.publish(
@@ -1020,4 +1021,136 @@ async fn a_hostile_webm_fails_its_task_once_and_the_worker_process_stays_up() {
             .unwrap();
     assert_eq!(failures, 1, "no redelivery loop");
     let _ = proc_.kill().await;
+}
+
+/// The hardening review: a second registered worker published a forged verdict for a task the
+/// local worker had started (accepted), and could ack, term or extend another worker's job.
+#[tokio::test]
+async fn a_worker_can_neither_finish_nor_ack_a_job_another_worker_holds() {
+    use async_nats::jetstream::consumer::PullConsumer;
+    let s = Stack::start().await;
+    let admin = s.token(&s.seed().await).await;
+    let connect = |token: String| {
+        let url = s.nats.url();
+        async move {
+            let id = events::worker::token_worker_id(&token).unwrap();
+            let client = async_nats::ConnectOptions::with_token(token)
+                .custom_inbox_prefix(events::worker::inbox_prefix(id))
+                .connect(url)
+                .await
+                .unwrap();
+            (id, client)
+        }
+    };
+    let (holder, holder_client) = connect(register_worker(&s, &admin, "holder").await).await;
+    let (thief, thief_client) = connect(register_worker(&s, &admin, "thief").await).await;
+    let holder_js = async_nats::jetstream::new(holder_client.clone());
+    let thief_js = async_nats::jetstream::new(thief_client.clone());
+    let publish = |js: async_nats::jetstream::Context,
+                   worker: uuid::Uuid,
+                   r: events::task::WorkerResult| async move {
+        js.publish(
+            events::task::results_subject(worker),
+            serde_json::to_vec(&r).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    };
+
+    let id = upload_and_submit(&s, json!({})).await;
+    let task_id: uuid::Uuid = id.parse().unwrap();
+    let consumer: PullConsumer = holder_js
+        .get_consumer_from_stream("workers", "TASKS")
+        .await
+        .unwrap();
+    let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+    let job = futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
+    let delivery = Some(job.info().unwrap().delivered as u64);
+    publish(
+        holder_js.clone(),
+        holder,
+        events::task::WorkerResult::Started {
+            task_id,
+            worker_id: holder,
+            delivery,
+        },
+    )
+    .await;
+    wait_status(&s, &id, "processing", std::time::Duration::from_secs(20)).await;
+
+    // The thief's verdict and failure are refused…
+    let verdict = events::task::AnalysisResult {
+        verdict: "safe".into(),
+        ..Default::default()
+    };
+    publish(
+        thief_js.clone(),
+        thief,
+        events::task::WorkerResult::Completed {
+            task_id,
+            worker_id: thief,
+            delivery,
+            result: Box::new(verdict.clone()),
+        },
+    )
+    .await;
+    publish(
+        thief_js.clone(),
+        thief,
+        events::task::WorkerResult::Failed {
+            task_id,
+            worker_id: thief,
+            delivery,
+            reason: "forged".into(),
+            retryable: false,
+        },
+    )
+    .await;
+    // …and so are its acks on the holder's job (they would end or extend it).
+    let reply = job.reply.clone().unwrap();
+    for ack in ["+TERM", "+ACK", "-NAK"] {
+        let _ = thief_client.publish(reply.clone(), ack.into()).await;
+    }
+    thief_client.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut info_consumer: PullConsumer = s
+        .js("api")
+        .await
+        .get_consumer_from_stream("workers", "TASKS")
+        .await
+        .unwrap();
+    let info = info_consumer.info().await.unwrap();
+    assert_eq!(info.num_ack_pending, 1, "the holder's job is still its own");
+    assert_eq!(info.num_redelivered, 0, "nobody else nak'ed it");
+    let t = task(&s, &id).await;
+    assert_eq!(t["status"], "processing", "{t}");
+    assert_eq!(count_events(&s, "TaskCompleted").await, 0);
+    assert_eq!(count_events(&s, "TaskFailed").await, 0);
+
+    // The holder's own result and ack go through.
+    publish(
+        holder_js,
+        holder,
+        events::task::WorkerResult::Completed {
+            task_id,
+            worker_id: holder,
+            delivery,
+            result: Box::new(verdict),
+        },
+    )
+    .await;
+    job.double_ack().await.unwrap();
+    wait_status(&s, &id, "completed", std::time::Duration::from_secs(20)).await;
+    let info = info_consumer.info().await.unwrap();
+    assert_eq!(info.num_ack_pending, 0, "the holder acked its job");
+    s.projected().await;
+    let finished_by: uuid::Uuid =
+        sqlx::query_scalar("SELECT worker_id FROM voice_tasks WHERE task_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(finished_by, holder);
 }

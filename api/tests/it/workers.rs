@@ -322,6 +322,7 @@ async fn a_worker_analyses_jobs_and_refuses_bad_audio_without_retrying() {
             task_id,
             worker_id,
             result,
+            ..
         } if *task_id == good.task_id => Some((worker_id, result)),
         _ => None,
     });

@@ -32,7 +32,9 @@ pub async fn apply(tx: &mut PgConnection, env: &Envelope) -> Result<(), ApplyErr
         .bind(caller_number)
         .bind(language)
         .bind(email_notification),
-        VoiceTaskEvent::TaskStarted { worker_id, attempt } => sqlx::query(
+        VoiceTaskEvent::TaskStarted {
+            worker_id, attempt, ..
+        } => sqlx::query(
             "UPDATE voice_tasks SET status = 'processing', started_at = $2, worker_id = $3, attempts = $4
               WHERE task_id = $1",
         )
@@ -62,6 +64,8 @@ pub async fn apply(tx: &mut PgConnection, env: &Envelope) -> Result<(), ApplyErr
         )
         .bind(id)
         .bind(at),
+        // Who runs a re-analysis matters to the aggregate only (its result names the worker).
+        VoiceTaskEvent::TaskReanalysisStarted { .. } => return Ok(()),
         VoiceTaskEvent::TaskReanalysisRequested { batch_id, by } => {
             sqlx::query(
                 "INSERT INTO reanalysis_batches (batch_id, requested_by, requested_at, total, updated_at)
