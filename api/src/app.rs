@@ -248,12 +248,14 @@ impl Api {
             evasion,
             phones: Arc::new(cqrs(&pool, (), events::phone_number::UPCASTERS)),
             turnstile: Arc::new(turnstile),
-            public_writes: Arc::new(RateLimiter::per_minute(
-                config.rate_limit_public_writes_per_minute,
-            )),
-            public_reads: Arc::new(RateLimiter::per_minute(
-                config.rate_limit_public_reads_per_minute,
-            )),
+            public_writes: Arc::new(
+                RateLimiter::per_minute(config.rate_limit_public_writes_per_minute)
+                    .with_v6_prefix(config.ipv6_prefix_len),
+            ),
+            public_reads: Arc::new(
+                RateLimiter::per_minute(config.rate_limit_public_reads_per_minute)
+                    .with_v6_prefix(config.ipv6_prefix_len),
+            ),
             workers: Arc::new(cqrs(&pool, (), events::worker::UPCASTERS)),
             voice_tasks: Arc::new(cqrs(&pool, (), events::voice_task::UPCASTERS)),
             voice_task_store: Arc::new(event_store(&pool, events::voice_task::UPCASTERS)),
@@ -271,10 +273,10 @@ impl Api {
             )),
             revoked_tokens,
             passwords,
-            login_limiter: Arc::new(FailureLimiter::new(
-                config.login_max_failures_per_minute,
-                Duration::from_secs(60),
-            )),
+            login_limiter: Arc::new(
+                FailureLimiter::new(config.login_max_failures_per_minute, Duration::from_secs(60))
+                    .with_v6_prefix(config.ipv6_prefix_len),
+            ),
             trusted_proxies: config.trusted_proxies.clone(),
             pool,
             nats,
@@ -372,7 +374,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let api = Api::start(&config, Passwords::default()).await?;
+    let api = Api::start(&config, Passwords::with_threads(config.password_hash_threads)).await?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     common::ops::serve(listener, api.router.clone(), shutdown).await?;
     api.shutdown().await;

@@ -25,6 +25,15 @@ pub struct Config {
     /// Failed logins per IP per minute before 429.
     #[arg(long, env = "LOGIN_MAX_FAILURES_PER_MINUTE", default_value_t = 10)]
     pub login_max_failures_per_minute: usize,
+    /// IPv6 clients are rate-limited, counted and banned by this prefix of their address (a
+    /// subscriber usually holds a whole /64); IPv4 by address.
+    #[arg(long, env = "IPV6_PREFIX_LEN", default_value_t = crate::client_ip::DEFAULT_V6_PREFIX,
+          value_parser = clap::value_parser!(u8).range(32..=128))]
+    pub ipv6_prefix_len: u8,
+    /// Threads that check passwords (argon2id, 19 MiB each); 0: one per core. A burst beyond
+    /// 16 waiting checks per thread gets 503 `busy` with `Retry-After: 1`.
+    #[arg(long, env = "PASSWORD_HASH_THREADS", default_value_t = 0)]
+    pub password_hash_threads: usize,
     /// Proxies whose `X-Forwarded-For` is believed (comma-separated CIDRs).
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,

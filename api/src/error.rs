@@ -39,6 +39,9 @@ pub enum ApiError {
     /// 429 with `Retry-After`.
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
+    /// 503 with `Retry-After: 1`: this instance is saturated (e.g. password checks); retry.
+    #[error("{0}")]
+    Busy(String),
     /// 503 with `Retry-After`: Postgres or NATS is down.
     #[error("{0} is unavailable")]
     Unavailable(&'static str),
@@ -66,6 +69,7 @@ impl ApiError {
             }
             Unprocessable(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
             RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -119,6 +123,7 @@ impl IntoResponse for ApiError {
         let retry_after = match self {
             ApiError::RateLimited { retry_after_secs } => Some(retry_after_secs.max(1)),
             ApiError::Unavailable(_) => Some(common::ops::RETRY_AFTER_SECONDS),
+            ApiError::Busy(_) => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {
@@ -172,6 +177,15 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+impl From<crate::passwords::PasswordError> for ApiError {
+    fn from(e: crate::passwords::PasswordError) -> Self {
+        match e {
+            crate::passwords::PasswordError::Busy => ApiError::Busy(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<crate::domain::admin::AdminError> for ApiError {
     fn from(e: crate::domain::admin::AdminError) -> Self {
         use crate::domain::admin::AdminError::*;
@@ -179,6 +193,7 @@ impl From<crate::domain::admin::AdminError> for ApiError {
             AlreadyExists => ApiError::Conflict("already_seeded", e.to_string()),
             InvalidCredentials => ApiError::Unauthorized("invalid_credentials", e.to_string()),
             WrongPassword => ApiError::Forbidden("wrong_password", e.to_string()),
+            Busy => ApiError::Busy(e.to_string()),
         }
     }
 }

@@ -12,43 +12,39 @@ use std::time::{Duration, Instant};
 pub struct FailureLimiter {
     max: usize,
     window: Duration,
+    v6_prefix: u8,
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
 }
 
+/// One counted attempt (see [`FailureLimiter::reserve`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt {
+    key: IpAddr,
+    at: Instant,
+}
+
 impl FailureLimiter {
+    /// Limits IPv6 clients by their /64 network; see [`FailureLimiter::with_v6_prefix`].
     pub fn new(max: usize, window: Duration) -> Self {
         FailureLimiter {
             max,
             window,
+            v6_prefix: crate::client_ip::DEFAULT_V6_PREFIX,
             failures: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `Err(seconds to wait)` when `ip` already failed `max` times within the window.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
-        let mut map = self.failures.lock().expect("limiter lock");
-        let Some(q) = map.get_mut(&ip) else {
-            return Ok(());
-        };
-        while q
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            q.pop_front();
-        }
-        if q.is_empty() {
-            map.remove(&ip);
-            return Ok(());
-        }
-        if q.len() >= self.max {
-            let oldest = *q.front().expect("non-empty");
-            let wait = self.window.saturating_sub(now.duration_since(oldest));
-            return Err(wait.as_secs().max(1));
-        }
-        Ok(())
+    /// Counts IPv6 clients by their first `prefix` bits (one subscriber's network).
+    pub fn with_v6_prefix(mut self, prefix: u8) -> Self {
+        self.v6_prefix = prefix;
+        self
     }
 
-    pub fn record_failure(&self, ip: IpAddr, now: Instant) {
+    /// Counts one attempt of `ip`'s network now, atomically with the check: `Err(seconds to
+    /// wait)` when `max` attempts are already counted within the window. The attempt counts as
+    /// a failure unless [`FailureLimiter::release`]d (a success).
+    pub fn reserve(&self, ip: IpAddr, now: Instant) -> Result<Attempt, u64> {
+        let key = crate::client_ip::network(ip, self.v6_prefix);
         let mut map = self.failures.lock().expect("limiter lock");
         // Bound memory under a spray of addresses: forget windows that have fully passed.
         if map.len() > 100_000 {
@@ -57,7 +53,33 @@ impl FailureLimiter {
                     .is_some_and(|t| now.duration_since(*t) < self.window)
             });
         }
-        map.entry(ip).or_default().push_back(now);
+        let q = map.entry(key).or_default();
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            q.pop_front();
+        }
+        if q.len() >= self.max {
+            let oldest = *q.front().expect("non-empty");
+            let wait = self.window.saturating_sub(now.duration_since(oldest));
+            return Err(wait.as_secs().max(1));
+        }
+        q.push_back(now);
+        Ok(Attempt { key, at: now })
+    }
+
+    /// Takes back an attempt that did not fail.
+    pub fn release(&self, attempt: Attempt) {
+        let mut map = self.failures.lock().expect("limiter lock");
+        if let Some(q) = map.get_mut(&attempt.key) {
+            if let Some(i) = q.iter().position(|t| *t == attempt.at) {
+                q.remove(i);
+            }
+            if q.is_empty() {
+                map.remove(&attempt.key);
+            }
+        }
     }
 }
 
@@ -65,6 +87,7 @@ impl FailureLimiter {
 pub struct RateLimiter {
     interval: Duration,
     burst: Duration,
+    v6_prefix: u8,
     tat: Mutex<HashMap<IpAddr, Instant>>,
 }
 
@@ -74,8 +97,15 @@ impl RateLimiter {
         RateLimiter {
             interval,
             burst: interval * burst.max(1),
+            v6_prefix: crate::client_ip::DEFAULT_V6_PREFIX,
             tat: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Counts IPv6 clients by their first `prefix` bits (one subscriber's network).
+    pub fn with_v6_prefix(mut self, prefix: u8) -> Self {
+        self.v6_prefix = prefix;
+        self
     }
 
     /// `per_minute` with bursts of up to a tenth of it (at least 1, at most 60).
@@ -85,6 +115,7 @@ impl RateLimiter {
 
     /// `Err(seconds to wait)` when `ip` is over its limit; otherwise counts the request.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+        let ip = crate::client_ip::network(ip, self.v6_prefix);
         let mut tat = self.tat.lock().expect("rate limiter lock");
         if tat.len() > 200_000 {
             tat.retain(|_, t| *t > now);
@@ -111,13 +142,43 @@ mod tests {
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let t0 = Instant::now();
         for i in 0..10 {
-            assert!(l.check(ip, t0 + Duration::from_secs(i)).is_ok());
-            l.record_failure(ip, t0 + Duration::from_secs(i));
+            assert!(l.reserve(ip, t0 + Duration::from_secs(i)).is_ok());
         }
-        let wait = l.check(ip, t0 + Duration::from_secs(10)).unwrap_err();
+        let wait = l.reserve(ip, t0 + Duration::from_secs(10)).unwrap_err();
         assert_eq!(wait, 50);
-        assert!(l.check(other, t0).is_ok(), "other clients are unaffected");
-        assert!(l.check(ip, t0 + Duration::from_secs(61)).is_ok());
+        assert!(l.reserve(other, t0).is_ok(), "other clients are unaffected");
+        assert!(l.reserve(ip, t0 + Duration::from_secs(61)).is_ok());
+    }
+
+    /// The hardening review: 30 concurrent wrong passwords all got 401 before the first 429,
+    /// because the check and the count were apart around a 50 ms hash.
+    #[test]
+    fn concurrent_attempts_are_counted_before_the_password_is_checked() {
+        let l = FailureLimiter::new(10, Duration::from_secs(60));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        // 30 attempts in flight at once: none has finished (failed or succeeded) yet.
+        let admitted: Vec<_> = (0..30).filter_map(|_| l.reserve(ip, t0).ok()).collect();
+        assert_eq!(admitted.len(), 10);
+        // A success gives its attempt back; failures keep theirs.
+        l.release(admitted[0]);
+        assert!(l.reserve(ip, t0).is_ok());
+        assert!(l.reserve(ip, t0).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_network() {
+        let l = FailureLimiter::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert!(l.reserve("2001:db8:66::1".parse().unwrap(), t0).is_ok());
+        assert!(l.reserve("2001:db8:66::2".parse().unwrap(), t0).is_ok());
+        assert!(l.reserve("2001:db8:66:0:ffff::3".parse().unwrap(), t0).is_err());
+        assert!(l.reserve("2001:db8:67::1".parse().unwrap(), t0).is_ok());
+        let r = RateLimiter::new(60, 1);
+        assert!(r.check("2001:db8:66::1".parse().unwrap(), t0).is_ok());
+        assert!(r.check("2001:db8:66::9".parse().unwrap(), t0).is_err());
+        assert!(r.check("192.0.2.1".parse().unwrap(), t0).is_ok());
+        assert!(r.check("192.0.2.2".parse().unwrap(), t0).is_ok(), "IPv4 by address");
     }
 
     #[test]

@@ -44,6 +44,8 @@ impl Stack {
             admin_jwt_secret: Some("benchmark-secret-benchmark-secret-bench".to_owned().into()),
             admin_token_ttl_seconds: 900,
             login_max_failures_per_minute: 10,
+            ipv6_prefix_len: 64,
+            password_hash_threads: 0,
             trusted_proxies: "127.0.0.1/32".parse().map_err(anyhow::Error::msg)?,
             relay_enabled: true,
             max_body_bytes: 1 << 20,

@@ -31,6 +31,9 @@ pub enum AdminError {
     /// 403: the current password given with a password change is wrong.
     #[error("the current password is wrong")]
     WrongPassword,
+    /// 503: too many password checks at once (or the hashing failed); retry shortly.
+    #[error("too many password checks at once")]
+    Busy,
 }
 
 #[derive(Clone)]
@@ -81,12 +84,14 @@ impl Aggregate for Admin {
                 if self.username.is_none() {
                     return Err(AdminError::InvalidCredentials);
                 }
-                if !services
+                match services
                     .passwords
                     .verify(current_password, self.password_hash.clone())
                     .await
                 {
-                    return Err(AdminError::WrongPassword);
+                    Ok(true) => {}
+                    Ok(false) => return Err(AdminError::WrongPassword),
+                    Err(_) => return Err(AdminError::Busy),
                 }
                 let event = AdminEvent::AdminPasswordChanged {
                     password_hash: new_password_hash,
@@ -136,15 +141,12 @@ pub async fn authenticate<ES: EventStore<Admin>>(
                 .verify(password, admin.password_hash.clone())
                 .await
         }
-        None => {
-            let _ = passwords.hash(password).await;
-            false
-        }
+        None => passwords.hash(password).await.map(|_| false),
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(AggregateError::UserError(AdminError::InvalidCredentials))
+    match ok {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(AggregateError::UserError(AdminError::InvalidCredentials)),
+        Err(_) => Err(AggregateError::UserError(AdminError::Busy)),
     }
 }
 

@@ -48,8 +48,7 @@ pub async fn seed(
     let hash = s
         .passwords
         .hash(password.clone())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .await?;
     let cmd = AdminCommand::Create {
         username: SEED_USERNAME.into(),
         password_hash: hash,
@@ -81,14 +80,16 @@ pub async fn login(
     rid: RequestId,
     FormOrJson(form): FormOrJson<LoginForm>,
 ) -> Result<impl IntoResponse> {
-    s.login_limiter
-        .check(ip, Instant::now())
+    // The attempt is counted before the password is checked (and given back on success), so
+    // concurrent wrong passwords cannot all pass the limit before the first failure lands.
+    let attempt = s
+        .login_limiter
+        .reserve(ip, Instant::now())
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     if form.username.is_empty()
         || form.username.len() > 256
         || form.password.len() > MAX_PASSWORD_LEN
     {
-        s.login_limiter.record_failure(ip, Instant::now());
         return Err(ApiError::Unauthorized(
             "invalid_credentials",
             "invalid username or password".into(),
@@ -98,12 +99,15 @@ pub async fn login(
     {
         let e = ApiError::from_aggregate(e);
         if matches!(e, ApiError::Unauthorized(..)) {
-            s.login_limiter.record_failure(ip, Instant::now());
             metrics::counter!("admin_login_failures_total").increment(1);
             tracing::info!(username = form.username, "admin login refused");
+        } else {
+            // Not a wrong password (busy, a database outage): it does not count against the client.
+            s.login_limiter.release(attempt);
         }
         return Err(e);
     }
+    s.login_limiter.release(attempt);
     let (token_id, expires_at) = s.tokens.prepare(Utc::now());
     let cmd = SessionCommand::Open {
         token_id,
@@ -197,8 +201,7 @@ pub async fn change_password(
     let new_password_hash = s
         .passwords
         .hash(body.new_password)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .await?;
     let cmd = AdminCommand::ChangePassword {
         current_password: body.current_password,
         new_password_hash,

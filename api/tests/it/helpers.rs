@@ -61,6 +61,8 @@ pub fn config(db_url: &str, nats: &Nats) -> Config {
         admin_jwt_secret: Some(JWT_SECRET.to_owned().into()),
         admin_token_ttl_seconds: 900,
         login_max_failures_per_minute: 10,
+        ipv6_prefix_len: 64,
+        password_hash_threads: 0,
         trusted_proxies: "127.0.0.1/32".parse().unwrap(),
         relay_enabled: true,
         max_body_bytes: 64 * 1024,

@@ -84,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
     let (lp50, lp99, _) = percentiles(results.iter().map(|r| r.1).collect());
     let tokens: Vec<String> = results.into_iter().map(|r| r.0).collect();
     wait_projected(&stack).await?;
+    let burst = login_burst(&stack, &password).await?;
 
     // Logouts: the plain command path. A poller marks when each revocation shows in the read model.
     let token_ids: Vec<uuid::Uuid> = tokens
@@ -165,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
         "admin path, end to end (HTTP → EVENTS → read model), {CONCURRENCY} concurrent clients"
     );
     println!("  logins   {:>7.0} /s   latency p50 {lp50:>6.1} ms  p99 {lp99:>6.1} ms   (argon2id per login)", LOGINS as f64 / login_secs);
+    println!("{burst}");
     println!(
         "  logouts  {:>7.0} /s   latency p50 {op50:>6.1} ms  p99 {op99:>6.1} ms",
         LOGOUTS as f64 / logout_secs
@@ -190,6 +192,56 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Issue 5: recordings end to end (submit → completed) with 1, 2 and 4 workers.
+/// 200 logins at once (issue 10: 40 concurrent logins took the api from 697 MB to 1.43 GB RSS,
+/// never returned). The ceiling is what unbounded hashing would hold: 200 × 19 MiB.
+async fn login_burst(stack: &Stack, password: &str) -> anyhow::Result<String> {
+    const BURST: usize = 200;
+    const ARGON2_MIB: f64 = 19.0;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(BURST)
+        .build()?;
+    let before = bench::rss_bytes();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(bench::rss_bytes(), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let started = Instant::now();
+    let statuses = futures::future::join_all((0..BURST).map(|_| {
+        http.post(stack.url("/api/v1/admin/login"))
+            .form(&[("username", "admin"), ("password", password)])
+            .send()
+    }))
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.join();
+    let mut by_status: std::collections::BTreeMap<u16, usize> = Default::default();
+    for r in statuses {
+        *by_status.entry(r.map(|r| r.status().as_u16()).unwrap_or(0)).or_default() += 1;
+    }
+    anyhow::ensure!(
+        by_status.keys().all(|c| [200, 503].contains(c)),
+        "unexpected answers to the login burst: {by_status:?}"
+    );
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let growth = mib(peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before));
+    let after = mib(bench::rss_bytes().saturating_sub(before));
+    let ceiling = BURST as f64 * ARGON2_MIB;
+    Ok(format!(
+        "  {BURST} logins at once: {} ok, {} busy (503, Retry-After 1) in {secs:.2} s; RSS peak +{growth:.0} MiB, after +{after:.0} MiB; ratio to unbounded hashing ({ceiling:.0} MiB) {:.3}",
+        by_status.get(&200).unwrap_or(&0),
+        by_status.get(&503).unwrap_or(&0),
+        growth / ceiling
+    ))
+}
+
 async fn voice_pipeline(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<()> {
     const TASKS: usize = 60;
     println!();
