@@ -99,6 +99,7 @@ fn cqrs<A: cqrs_es::Aggregate>(
 pub struct Api {
     pub state: AppState,
     pub router: Router,
+    pub http_limits: common::ops::HttpLimits,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -274,8 +275,11 @@ impl Api {
             revoked_tokens,
             passwords,
             login_limiter: Arc::new(
-                FailureLimiter::new(config.login_max_failures_per_minute, Duration::from_secs(60))
-                    .with_v6_prefix(config.ipv6_prefix_len),
+                FailureLimiter::new(
+                    config.login_max_failures_per_minute,
+                    Duration::from_secs(60),
+                )
+                .with_v6_prefix(config.ipv6_prefix_len),
             ),
             trusted_proxies: config.trusted_proxies.clone(),
             pool,
@@ -328,8 +332,17 @@ impl Api {
                 rx,
             )));
         }
-        let router = crate::http::router(state.clone(), readiness, config.max_body_bytes);
+        let router = crate::http::router(
+            state.clone(),
+            readiness,
+            crate::http::Limits {
+                max_body_bytes: config.max_body_bytes,
+                request_timeout: Duration::from_secs(config.request_timeout_seconds.max(1)),
+                upload_timeout: Duration::from_secs(config.upload_timeout_seconds.max(1)),
+            },
+        );
         Ok(Api {
+            http_limits: config.http_limits(),
             state,
             router,
             stop,
@@ -374,9 +387,13 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let api = Api::start(&config, Passwords::with_threads(config.password_hash_threads)).await?;
+    let api = Api::start(
+        &config,
+        Passwords::with_threads(config.password_hash_threads),
+    )
+    .await?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    common::ops::serve(listener, api.router.clone(), shutdown).await?;
+    common::ops::serve(listener, api.router.clone(), api.http_limits, shutdown).await?;
     api.shutdown().await;
     Ok(())
 }

@@ -97,6 +97,20 @@ pub struct Config {
     /// Largest recording accepted for upload, in bytes.
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,
+    /// A request (headers aside) must be answered within this time, reading its body included;
+    /// else 408. Status streams are not cut: their response starts at once.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+    /// The same for an upload relayed through the api (`UPLOADS_VIA_API`).
+    #[arg(long, env = "UPLOAD_TIMEOUT_SECONDS", default_value_t = 300)]
+    pub upload_timeout_seconds: u64,
+    /// A request's headers must arrive within this time, or the connection is closed (also the
+    /// idle time allowed between requests on a kept-alive connection).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_read_timeout_seconds: u64,
+    /// Connections served at once; more clients wait in the listen backlog.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub http_max_connections: usize,
     /// Largest request body in bytes (uploads do not pass through the api).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -105,5 +119,15 @@ pub struct Config {
 impl Config {
     pub fn is_production(&self) -> bool {
         self.app_env.eq_ignore_ascii_case("production")
+    }
+
+    /// What one client may cost the HTTP server.
+    pub fn http_limits(&self) -> common::ops::HttpLimits {
+        common::ops::HttpLimits {
+            header_read_timeout: std::time::Duration::from_secs(
+                self.header_read_timeout_seconds.max(1),
+            ),
+            max_connections: self.http_max_connections.max(1),
+        }
     }
 }

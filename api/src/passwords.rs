@@ -116,7 +116,11 @@ impl Default for Passwords {
 impl Passwords {
     /// The default cost on `threads` hashing threads (`PASSWORD_HASH_THREADS`).
     pub fn with_threads(threads: usize) -> Self {
-        let threads = if threads == 0 { default_threads() } else { threads };
+        let threads = if threads == 0 {
+            default_threads()
+        } else {
+            threads
+        };
         Passwords {
             params: Params::new(19 * 1024, 2, 1, None).expect("valid argon2 params"),
             pool: Arc::new(Pool::new(threads, threads * QUEUE_PER_THREAD)),

@@ -172,13 +172,18 @@ mod tests {
         let t0 = Instant::now();
         assert!(l.reserve("2001:db8:66::1".parse().unwrap(), t0).is_ok());
         assert!(l.reserve("2001:db8:66::2".parse().unwrap(), t0).is_ok());
-        assert!(l.reserve("2001:db8:66:0:ffff::3".parse().unwrap(), t0).is_err());
+        assert!(l
+            .reserve("2001:db8:66:0:ffff::3".parse().unwrap(), t0)
+            .is_err());
         assert!(l.reserve("2001:db8:67::1".parse().unwrap(), t0).is_ok());
         let r = RateLimiter::new(60, 1);
         assert!(r.check("2001:db8:66::1".parse().unwrap(), t0).is_ok());
         assert!(r.check("2001:db8:66::9".parse().unwrap(), t0).is_err());
         assert!(r.check("192.0.2.1".parse().unwrap(), t0).is_ok());
-        assert!(r.check("192.0.2.2".parse().unwrap(), t0).is_ok(), "IPv4 by address");
+        assert!(
+            r.check("192.0.2.2".parse().unwrap(), t0).is_ok(),
+            "IPv4 by address"
+        );
     }
 
     #[test]

@@ -120,15 +120,18 @@ impl Storage {
     }
 
     /// Sends `body` to a presigned PUT (the api's upload relay).
+    /// PUTs `body` (exactly `length` bytes, possibly streamed) to a presigned URL.
     pub async fn put_presigned(
         &self,
         presigned: &Presigned,
-        body: bytes::Bytes,
+        body: impl Into<reqwest::Body>,
+        length: u64,
     ) -> Result<u16, StorageError> {
         let mut req = self
             .http
             .put(&presigned.url)
             .timeout(Duration::from_secs(300))
+            .header(reqwest::header::CONTENT_LENGTH, length)
             .body(body);
         for (k, v) in &presigned.headers {
             if !k.eq_ignore_ascii_case("content-length") {

@@ -49,6 +49,10 @@ impl Stack {
             trusted_proxies: "127.0.0.1/32".parse().map_err(anyhow::Error::msg)?,
             relay_enabled: true,
             max_body_bytes: 1 << 20,
+            request_timeout_seconds: 30,
+            upload_timeout_seconds: 300,
+            header_read_timeout_seconds: 10,
+            http_max_connections: 4096,
             session_jwt_secret: Some(SESSION_SECRET.to_owned().into()),
             session_jwt_public_key: None,
             auto_ban_threshold: 4,
@@ -86,6 +90,7 @@ impl Stack {
         tokio::spawn(common::ops::serve(
             listener,
             router,
+            api.http_limits,
             common::shutdown::stopped(rx.clone()),
         ));
         tokio::spawn(async move {

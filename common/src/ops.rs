@@ -121,18 +121,105 @@ async fn render_metrics() -> Response {
         .into_response()
 }
 
-/// Serves `router` on `addr` until `shutdown` resolves.
+/// What a client may cost the server, per connection.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// A request's headers must arrive within this time (also the idle time allowed between
+    /// requests on a kept-alive connection), or the connection is closed: trickled headers
+    /// cannot hold a connection.
+    pub header_read_timeout: std::time::Duration,
+    /// Connections served at once; further clients wait in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_connections: 4096,
+        }
+    }
+}
+
+/// How long a graceful shutdown waits for open connections (a status stream never ends).
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` resolves, within `limits`; then lets open
+/// connections finish their requests (up to 10 s). Handlers see the peer as
+/// `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: HttpLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (io, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = io.set_nodelay(true);
+        let service =
+            router
+                .clone()
+                .map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
+                });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let mut closed = closed.clone();
+        tokio::spawn(async move {
+            // HTTP/1.1 only (what the router speaks): hyper's own HTTP/1 connection starts the
+            // header timer while it waits for a request, so an idle or silent connection is
+            // closed too (the auto builder's protocol sniffing would wait without a limit).
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { let _ = closed.wait_for(|c| *c).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(DRAIN, conn.as_mut()).await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    // Every connection gives its slot back when it is done (or drained).
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(
+        DRAIN + std::time::Duration::from_secs(1),
+        slots.acquire_many(all),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    Ok(())
 }
 
 /// The ops endpoints of a process whose work is not HTTP (projector, janitor, worker).
@@ -152,6 +239,7 @@ impl OpsServer {
         let task = tokio::spawn(serve(
             listener,
             router(readiness),
+            HttpLimits::default(),
             crate::shutdown::stopped(rx),
         ));
         Ok(OpsServer { stop, task })

@@ -111,6 +111,9 @@ pub struct VoiceTask {
     object_key: String,
     content_type: String,
     content_length: u64,
+    /// Until when the upload link is valid (the relay enforces it; S3 enforces its own).
+    #[serde(default)]
+    upload_expires_at: Option<DateTime<Utc>>,
     attempts: u32,
     caller_number: Option<String>,
     language: Option<String>,
@@ -134,6 +137,10 @@ impl VoiceTask {
 
     pub fn upload(&self) -> (&str, &str, u64) {
         (&self.object_key, &self.content_type, self.content_length)
+    }
+
+    pub fn upload_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.upload_expires_at
     }
 
     pub fn caller_number(&self) -> Option<&str> {
@@ -295,8 +302,9 @@ impl Aggregate for VoiceTask {
                 object_key,
                 content_type,
                 content_length,
-                ..
+                expires_at,
             } => {
+                self.upload_expires_at = Some(expires_at);
                 self.status = TaskStatus::Authorized;
                 self.object_key = object_key;
                 self.content_type = content_type;

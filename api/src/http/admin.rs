@@ -45,10 +45,7 @@ pub async fn seed(
         ));
     }
     let password = crate::passwords::generate(24);
-    let hash = s
-        .passwords
-        .hash(password.clone())
-        .await?;
+    let hash = s.passwords.hash(password.clone()).await?;
     let cmd = AdminCommand::Create {
         username: SEED_USERNAME.into(),
         password_hash: hash,
@@ -198,10 +195,7 @@ pub async fn change_password(
             "the new password must differ from the current one",
         ));
     }
-    let new_password_hash = s
-        .passwords
-        .hash(body.new_password)
-        .await?;
+    let new_password_hash = s.passwords.hash(body.new_password).await?;
     let cmd = AdminCommand::ChangePassword {
         current_password: body.current_password,
         new_password_hash,

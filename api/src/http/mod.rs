@@ -29,19 +29,30 @@ use crate::error;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> Router {
+/// What one request may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// Whole request, body included, to the start of the response (408 after).
+    pub request_timeout: std::time::Duration,
+    /// The same for a relayed upload.
+    pub upload_timeout: std::time::Duration,
+}
+
+pub fn router(state: AppState, readiness: Readiness, limits: Limits) -> Router {
+    let max_body_bytes = limits.max_body_bytes;
+    let timeout = |d| {
+        tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            d,
+        )
+    };
     let api = Router::new()
         .route("/admin/seed", post(admin::seed))
         .route("/admin/login", post(admin::login))
         .route("/admin/logout", post(admin::logout))
         .route("/admin/password", post(admin::change_password))
         .route("/client/uploads/presigned-url", post(tasks::presign_upload))
-        .route(
-            "/client/uploads/{upload_id}/content",
-            axum::routing::put(tasks::relay_upload).layer(DefaultBodyLimit::max(
-                max_body_bytes.max(state.max_upload_bytes as usize),
-            )),
-        )
         .route("/client/tasks", post(tasks::submit))
         .route("/client/tasks/{task_id}", get(tasks::status))
         .route("/client/tasks/{task_id}/events", get(tasks::events))
@@ -72,7 +83,14 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .route("/report/blacklist", get(reports::blacklist))
         .route("/report/check-ban", get(reports::check_ban))
         .route("/report/stats", get(reports::stats))
-        .route("/report/reports", get(reports::reports));
+        .route("/report/reports", get(reports::reports))
+        .layer(timeout(limits.request_timeout))
+        // Streamed to the store with its own, longer time limit; every check happens before
+        // a byte of the body is read.
+        .route(
+            "/client/uploads/{upload_id}/content",
+            axum::routing::put(tasks::relay_upload).layer(timeout(limits.upload_timeout)),
+        );
     Router::new()
         .nest("/api/v1", api)
         .fallback(error::not_found)
@@ -80,7 +98,7 @@ pub fn router(state: AppState, readiness: Readiness, max_body_bytes: usize) -> R
         .merge(common::ops::router(readiness))
         .route("/docs", get(docs::page))
         .route("/docs/openapi.json", get(docs::openapi))
-        .merge(web_pages(state.clone()))
+        .merge(web_pages(state.clone()).layer(timeout(limits.request_timeout)))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -498,17 +498,21 @@ where
 }
 
 /// `PUT /client/uploads/{uploadId}/content` (only with `UPLOADS_VIA_API`): the relay for object
-/// stores browsers cannot reach cross-origin. Accepts exactly the authorized type and length.
+/// stores browsers cannot reach cross-origin. Accepts exactly the authorized type and length,
+/// before its expiry, under the public write limit; all of that is checked before a byte of the
+/// body is read, and the body is streamed to the store, never held whole in memory.
 #[tracing::instrument(skip_all)]
 pub async fn relay_upload(
     State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(raw): Path<String>,
     headers: axum::http::HeaderMap,
-    body: bytes::Bytes,
+    body: axum::body::Body,
 ) -> Result<StatusCode> {
     if !s.uploads_via_api {
         return Err(ApiError::NotFound("no such endpoint".into()));
     }
+    rate_limit(&s.public_writes, ip)?;
     let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound("no such upload".into()))?;
     let mut ctx = s
         .voice_task_store
@@ -519,6 +523,12 @@ pub async fn relay_upload(
     if task.status() != TaskStatus::Authorized {
         return Err(ApiError::NotFound(
             "no upload is expected for this id".into(),
+        ));
+    }
+    if task.upload_expires_at().is_some_and(|at| at <= Utc::now()) {
+        return Err(ApiError::Forbidden(
+            "upload_expired",
+            "this upload link has expired; ask for a new one".into(),
         ));
     }
     let (key, content_type, length) = task.upload();
@@ -538,17 +548,42 @@ pub async fn relay_upload(
             format!("this upload accepts {content_type} only"),
         ));
     }
-    if body.len() as u64 != length {
+    // The declared length must be the authorized one (no chunked bodies); the server never
+    // reads past it.
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared != Some(length) {
         return Err(ApiError::Forbidden(
             "signature_mismatch",
-            format!("this upload accepts exactly {length} bytes"),
+            format!("this upload accepts exactly {length} bytes, with a Content-Length"),
         ));
     }
     let presigned = s
         .storage
         .presign_put(key, content_type, length, Duration::from_secs(300))
         .await?;
-    match s.storage.put_presigned(&presigned, body).await? {
+    // Whether the client's body failed (cut short, timed out) rather than the store.
+    let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stream = {
+        let cut = cut.clone();
+        futures::StreamExt::inspect(body.into_data_stream(), move |chunk| {
+            if chunk.is_err() {
+                cut.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let stored = s
+        .storage
+        .put_presigned(&presigned, reqwest::Body::wrap_stream(stream), length)
+        .await;
+    if cut.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::BadRequest(format!(
+            "the upload ended before its {length} bytes arrived"
+        )));
+    }
+    match stored? {
         200..=299 => Ok(StatusCode::OK),
         code => Err(ApiError::Internal(format!(
             "storage refused the relayed upload: {code}"

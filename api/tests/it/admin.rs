@@ -259,29 +259,38 @@ async fn concurrent_wrong_passwords_cannot_race_the_limit_nor_rotate_through_a_6
             .form(&[("username", "admin".to_string()), ("password", pw)])
             .send()
     };
-    let statuses = futures::future::join_all(
-        (0..30).map(|_| login("198.51.100.7".into(), "bad".into())),
-    )
-    .await;
+    let statuses =
+        futures::future::join_all((0..30).map(|_| login("198.51.100.7".into(), "bad".into())))
+            .await;
     let count = |code: StatusCode| {
         statuses
             .iter()
             .filter(|r| r.as_ref().unwrap().status() == code)
             .count()
     };
-    assert_eq!(count(StatusCode::UNAUTHORIZED), 10, "exactly the limit was checked");
+    assert_eq!(
+        count(StatusCode::UNAUTHORIZED),
+        10,
+        "exactly the limit was checked"
+    );
     assert_eq!(count(StatusCode::TOO_MANY_REQUESTS), 20);
 
     // One /64: each address is new, the network is not.
     for i in 1..=10 {
-        let r = login(format!("2001:db8:66::{i:x}"), "bad".into()).await.unwrap();
+        let r = login(format!("2001:db8:66::{i:x}"), "bad".into())
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let r = login("2001:db8:66::ffff".into(), password.clone()).await.unwrap();
+    let r = login("2001:db8:66::ffff".into(), password.clone())
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     // The next /64 is someone else; and a success does not count against its client.
     for _ in 0..12 {
-        let r = login("2001:db8:67::1".into(), password.clone()).await.unwrap();
+        let r = login("2001:db8:67::1".into(), password.clone())
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
 }

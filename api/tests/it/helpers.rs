@@ -66,6 +66,10 @@ pub fn config(db_url: &str, nats: &Nats) -> Config {
         trusted_proxies: "127.0.0.1/32".parse().unwrap(),
         relay_enabled: true,
         max_body_bytes: 64 * 1024,
+        request_timeout_seconds: 5,
+        upload_timeout_seconds: 30,
+        header_read_timeout_seconds: 4,
+        http_max_connections: 512,
         session_jwt_secret: Some(SESSION_SECRET.to_owned().into()),
         session_jwt_public_key: None,
         auto_ban_threshold: 4,
@@ -119,9 +123,14 @@ pub async fn start_api(config: Config) -> Instance {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, rx) = watch::channel(false);
     let server = tokio::spawn(async move {
-        common::ops::serve(listener, api.router.clone(), common::shutdown::stopped(rx))
-            .await
-            .unwrap();
+        common::ops::serve(
+            listener,
+            api.router.clone(),
+            api.http_limits,
+            common::shutdown::stopped(rx),
+        )
+        .await
+        .unwrap();
         api.shutdown().await;
     });
     Instance { base, stop, server }

@@ -14,5 +14,6 @@ mod relay;
 mod replay;
 mod reports;
 mod republish;
+mod slow_clients;
 mod tasks;
 mod workers;

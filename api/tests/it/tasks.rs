@@ -1065,7 +1065,14 @@ async fn a_worker_can_neither_finish_nor_ack_a_job_another_worker_holds() {
         .get_consumer_from_stream("workers", "TASKS")
         .await
         .unwrap();
-    let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+    // Waits for the dispatcher's job.
+    let mut batch = consumer
+        .batch()
+        .max_messages(1)
+        .expires(std::time::Duration::from_secs(20))
+        .messages()
+        .await
+        .unwrap();
     let job = futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
     let delivery = Some(job.info().unwrap().delivered as u64);
     publish(

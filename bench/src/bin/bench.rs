@@ -224,14 +224,18 @@ async fn login_burst(stack: &Stack, password: &str) -> anyhow::Result<String> {
     let _ = sampler.join();
     let mut by_status: std::collections::BTreeMap<u16, usize> = Default::default();
     for r in statuses {
-        *by_status.entry(r.map(|r| r.status().as_u16()).unwrap_or(0)).or_default() += 1;
+        *by_status
+            .entry(r.map(|r| r.status().as_u16()).unwrap_or(0))
+            .or_default() += 1;
     }
     anyhow::ensure!(
         by_status.keys().all(|c| [200, 503].contains(c)),
         "unexpected answers to the login burst: {by_status:?}"
     );
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    let growth = mib(peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before));
+    let growth = mib(peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before));
     let after = mib(bench::rss_bytes().saturating_sub(before));
     let ceiling = BURST as f64 * ARGON2_MIB;
     Ok(format!(
