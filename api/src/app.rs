@@ -206,7 +206,12 @@ impl Api {
                 .clone()
                 .run(js.clone(), common::shutdown::stopped(stop_rx.clone())),
         ));
-        let banned_ips = KvSet::<BannedIp>::new(topology::IP_BANS_BUCKET);
+        // Bans hold exact addresses; a look-up matches an IPv6 client's whole /64 (or
+        // IPV6_PREFIX_LEN), an IPv4 client's address.
+        let v6_prefix = config.ipv6_prefix_len;
+        let banned_ips = KvSet::<BannedIp>::grouped(topology::IP_BANS_BUCKET, move |b| {
+            BannedIp(crate::client_ip::network(b.0, v6_prefix))
+        });
         tasks.push(tokio::spawn(
             banned_ips
                 .clone()
@@ -239,12 +244,13 @@ impl Api {
                 &pool,
                 PlatformUserServices {
                     auto_ban_threshold: config.auto_ban_threshold.max(1),
+                    v6_prefix: config.ipv6_prefix_len,
                 },
                 events::platform_user::UPCASTERS,
             )),
             platform_user_store: Arc::new(event_store(&pool, events::platform_user::UPCASTERS)),
             sessions_verifier: Arc::new(sessions_verifier),
-            observed: Arc::new(ObservedSessions::default()),
+            observed: Arc::new(ObservedSessions::new(config.ipv6_prefix_len)),
             banned_ips,
             evasion,
             phones: Arc::new(cqrs(&pool, (), events::phone_number::UPCASTERS)),

@@ -4,7 +4,7 @@
 //! hash-set probe, and a key written through any instance (or the projector) reaches every
 //! instance's set through the bucket's watch, typically within milliseconds.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,9 +16,28 @@ use futures::StreamExt;
 
 pub struct KvSet<K> {
     bucket: &'static str,
-    keys: RwLock<HashSet<K>>,
+    keys: RwLock<Keys<K>>,
+    /// The group of a key (e.g. an IPv6 address's /64), when look-ups are by group.
+    group: Option<Grouping<K>>,
     /// True once the watch has delivered the bucket's current content.
     synced: AtomicBool,
+}
+
+type Grouping<K> = Box<dyn Fn(&K) -> K + Send + Sync>;
+
+/// The keys, and how many keys each group holds (only with a grouping).
+struct Keys<K> {
+    exact: HashSet<K>,
+    groups: HashMap<K, u32>,
+}
+
+impl<K: Hash + Eq> Default for Keys<K> {
+    fn default() -> Self {
+        Keys {
+            exact: HashSet::new(),
+            groups: HashMap::new(),
+        }
+    }
 }
 
 impl<K> KvSet<K>
@@ -28,25 +47,68 @@ where
     pub fn new(bucket: &'static str) -> Arc<Self> {
         Arc::new(KvSet {
             bucket,
-            keys: RwLock::new(HashSet::new()),
+            keys: RwLock::new(Keys::default()),
+            group: None,
+            synced: AtomicBool::new(false),
+        })
+    }
+
+    /// A set that also answers "does any key of this group exist" ([`KvSet::contains_group`]).
+    pub fn grouped(
+        bucket: &'static str,
+        group: impl Fn(&K) -> K + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(KvSet {
+            bucket,
+            keys: RwLock::new(Keys::default()),
+            group: Some(Box::new(group)),
             synced: AtomicBool::new(false),
         })
     }
 
     pub fn contains(&self, key: &K) -> bool {
-        self.keys.read().expect("kv set lock").contains(key)
+        self.keys.read().expect("kv set lock").exact.contains(key)
+    }
+
+    /// Whether some key shares `key`'s group (exact look-up without a grouping).
+    pub fn contains_group(&self, key: &K) -> bool {
+        match &self.group {
+            Some(group) => self
+                .keys
+                .read()
+                .expect("kv set lock")
+                .groups
+                .contains_key(&group(key)),
+            None => self.contains(key),
+        }
     }
 
     pub fn insert(&self, key: K) {
-        self.keys.write().expect("kv set lock").insert(key);
+        let mut keys = self.keys.write().expect("kv set lock");
+        let g = self.group.as_ref().map(|group| group(&key));
+        if keys.exact.insert(key) {
+            if let Some(g) = g {
+                *keys.groups.entry(g).or_default() += 1;
+            }
+        }
     }
 
     pub fn remove(&self, key: &K) {
-        self.keys.write().expect("kv set lock").remove(key);
+        let mut keys = self.keys.write().expect("kv set lock");
+        if keys.exact.remove(key) {
+            if let Some(g) = self.group.as_ref().map(|group| group(key)) {
+                if let Some(n) = keys.groups.get_mut(&g) {
+                    *n -= 1;
+                    if *n == 0 {
+                        keys.groups.remove(&g);
+                    }
+                }
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.keys.read().expect("kv set lock").len()
+        self.keys.read().expect("kv set lock").exact.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -120,10 +182,48 @@ where
         anyhow::bail!("watch ended")
     }
 
-    fn replace(&self, keys: HashSet<K>) {
-        *self.keys.write().expect("kv set lock") = keys;
+    fn replace(&self, exact: HashSet<K>) {
+        let mut groups = HashMap::new();
+        if let Some(group) = &self.group {
+            for key in &exact {
+                *groups.entry(group(key)).or_default() += 1;
+            }
+        }
+        *self.keys.write().expect("kv set lock") = Keys { exact, groups };
         if !self.synced.swap(true, Ordering::Relaxed) {
             tracing::info!(bucket = self.bucket, "kv mirror synced");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client_ip::{network, BannedIp};
+
+    #[test]
+    fn a_grouped_set_finds_any_address_of_a_banned_network_until_its_last_key_goes() {
+        let set = KvSet::grouped("t", |b: &BannedIp| BannedIp(network(b.0, 64)));
+        let ip = |s: &str| BannedIp(s.parse().unwrap());
+        set.insert(ip("2001:db8:66::1"));
+        set.insert(ip("2001:db8:66::7"));
+        set.insert(ip("192.0.2.1"));
+        assert!(set.contains_group(&ip("2001:db8:66::2")), "same /64");
+        assert!(!set.contains_group(&ip("2001:db8:67::1")), "next /64");
+        assert!(!set.contains_group(&ip("192.0.2.2")), "IPv4 by address");
+        set.remove(&ip("2001:db8:66::1"));
+        assert!(
+            set.contains_group(&ip("2001:db8:66::2")),
+            "::7 still holds it"
+        );
+        set.remove(&ip("2001:db8:66::7"));
+        set.remove(&ip("2001:db8:66::7"));
+        assert!(!set.contains_group(&ip("2001:db8:66::2")));
+        set.replace([ip("2001:db8:66::9")].into_iter().collect());
+        assert!(set.contains_group(&ip("2001:db8:66::1")));
+        assert!(
+            !set.contains(&ip("2001:db8:66::1")),
+            "exact look-ups stay exact"
+        );
     }
 }

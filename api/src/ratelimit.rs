@@ -83,17 +83,21 @@ impl FailureLimiter {
     }
 }
 
-/// GCRA: `per_minute` requests a minute per IP, with bursts of up to `burst`.
-pub struct RateLimiter {
+/// GCRA: `per_minute` requests a minute per key (an IP, by default), with bursts of up to `burst`.
+pub struct RateLimiter<K = IpAddr> {
     interval: Duration,
     burst: Duration,
     v6_prefix: u8,
-    tat: Mutex<HashMap<IpAddr, Instant>>,
+    tat: Mutex<HashMap<K, Instant>>,
 }
 
-impl RateLimiter {
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     pub fn new(per_minute: u32, burst: u32) -> Self {
-        let interval = Duration::from_secs(60) / per_minute.max(1);
+        Self::every(Duration::from_secs(60) / per_minute.max(1), burst)
+    }
+
+    /// One request per `interval`, with bursts of up to `burst`.
+    pub fn every(interval: Duration, burst: u32) -> Self {
         RateLimiter {
             interval,
             burst: interval * burst.max(1),
@@ -102,32 +106,38 @@ impl RateLimiter {
         }
     }
 
+    /// `per_minute` with bursts of up to a tenth of it (at least 1, at most 60).
+    pub fn per_minute(per_minute: u32) -> Self {
+        Self::new(per_minute, (per_minute / 10).clamp(1, 60))
+    }
+
+    /// `Err(seconds to wait)` when `key` is over its limit; otherwise counts the request.
+    pub fn check_key(&self, key: K, now: Instant) -> Result<(), u64> {
+        let mut tat = self.tat.lock().expect("rate limiter lock");
+        if tat.len() > 200_000 {
+            tat.retain(|_, t| *t > now);
+        }
+        let current = tat.get(&key).copied().filter(|t| *t > now).unwrap_or(now);
+        let next = current + self.interval;
+        if next > now + self.burst {
+            let wait = next - (now + self.burst);
+            return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        tat.insert(key, next);
+        Ok(())
+    }
+}
+
+impl RateLimiter<IpAddr> {
     /// Counts IPv6 clients by their first `prefix` bits (one subscriber's network).
     pub fn with_v6_prefix(mut self, prefix: u8) -> Self {
         self.v6_prefix = prefix;
         self
     }
 
-    /// `per_minute` with bursts of up to a tenth of it (at least 1, at most 60).
-    pub fn per_minute(per_minute: u32) -> Self {
-        RateLimiter::new(per_minute, (per_minute / 10).clamp(1, 60))
-    }
-
-    /// `Err(seconds to wait)` when `ip` is over its limit; otherwise counts the request.
+    /// `Err(seconds to wait)` when `ip`'s network is over its limit; otherwise counts it.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
-        let ip = crate::client_ip::network(ip, self.v6_prefix);
-        let mut tat = self.tat.lock().expect("rate limiter lock");
-        if tat.len() > 200_000 {
-            tat.retain(|_, t| *t > now);
-        }
-        let current = tat.get(&ip).copied().filter(|t| *t > now).unwrap_or(now);
-        let next = current + self.interval;
-        if next > now + self.burst {
-            let wait = next - (now + self.burst);
-            return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
-        }
-        tat.insert(ip, next);
-        Ok(())
+        self.check_key(crate::client_ip::network(ip, self.v6_prefix), now)
     }
 }
 

@@ -103,27 +103,90 @@ impl SessionVerifier {
     }
 }
 
-/// Remembers which (user, ip, profile) this instance has already recorded.
-#[derive(Default)]
+/// Remembers, per user, the profile and the last few IPs this instance has already recorded, and
+/// limits how often a user's session may bring a new IP to record.
 pub struct ObservedSessions {
-    seen: Mutex<HashMap<String, (String, u64)>>,
+    seen: Mutex<HashMap<String, Seen>>,
+    new_ips: crate::ratelimit::RateLimiter<String>,
+    /// IPv6 addresses count per network of this prefix (as the aggregate and the bans do).
+    v6_prefix: u8,
 }
+
+struct Seen {
+    profile_hash: u64,
+    /// Networks, most recent last; a user moving between a few is not recorded again and again.
+    ips: Vec<String>,
+}
+
+/// Recent IPs remembered per user.
+const RECENT_IPS: usize = 8;
 
 impl ObservedSessions {
     const MAX: usize = 200_000;
 
-    fn is_known(&self, user: &str, ip: &str, profile_hash: u64) -> bool {
-        let seen = self.seen.lock().expect("observed lock");
-        seen.get(user)
-            .is_some_and(|(i, p)| i == ip && *p == profile_hash)
+    /// A new network per user every 6 minutes on average (10 an hour), 5 at once.
+    pub fn new(v6_prefix: u8) -> Self {
+        ObservedSessions {
+            seen: Mutex::new(HashMap::new()),
+            new_ips: crate::ratelimit::RateLimiter::every(std::time::Duration::from_secs(360), 5),
+            v6_prefix,
+        }
     }
 
-    fn remember(&self, user: &str, ip: &str, profile_hash: u64) {
+    /// The network `ip` is remembered by.
+    fn network(&self, ip: &str) -> String {
+        ip.parse()
+            .map(|ip| crate::client_ip::network(ip, self.v6_prefix).to_string())
+            .unwrap_or_else(|_| ip.to_owned())
+    }
+
+    /// What to record: `None` when nothing changed; else whether the IP is to be recorded (a
+    /// new IP beyond the user's rate is not; its profile still is).
+    fn to_record(&self, user: &str, ip: &str, profile_hash: u64) -> Option<bool> {
+        let net = self.network(ip);
+        let seen = self.seen.lock().expect("observed lock");
+        let known = seen.get(user);
+        let ip_known = known.is_some_and(|s| s.ips.contains(&net));
+        let profile_known = known.is_some_and(|s| s.profile_hash == profile_hash);
+        drop(seen);
+        if ip_known && profile_known {
+            return None;
+        }
+        if ip_known {
+            return Some(true);
+        }
+        let allowed = self
+            .new_ips
+            .check_key(user.to_owned(), std::time::Instant::now())
+            .is_ok();
+        if !allowed {
+            metrics::counter!("user_ip_observations_limited_total").increment(1);
+            if profile_known {
+                return None;
+            }
+        }
+        Some(allowed)
+    }
+
+    /// Remembers the profile, and the IP when it was recorded.
+    fn remember(&self, user: &str, ip: Option<&str>, profile_hash: u64) {
         let mut seen = self.seen.lock().expect("observed lock");
         if seen.len() >= Self::MAX {
             seen.clear();
         }
-        seen.insert(user.to_owned(), (ip.to_owned(), profile_hash));
+        let entry = seen.entry(user.to_owned()).or_insert_with(|| Seen {
+            profile_hash,
+            ips: Vec::new(),
+        });
+        entry.profile_hash = profile_hash;
+        if let Some(ip) = ip {
+            let net = self.network(ip);
+            entry.ips.retain(|i| *i != net);
+            entry.ips.push(net);
+            if entry.ips.len() > RECENT_IPS {
+                entry.ips.remove(0);
+            }
+        }
     }
 }
 
@@ -173,7 +236,7 @@ impl FromRequestParts<AppState> for PlatformUser {
                 .hash(&mut h);
             h.finish()
         };
-        if !state.observed.is_known(&user.id, &ip, profile_hash) {
+        if let Some(record_ip) = state.observed.to_record(&user.id, &ip, profile_hash) {
             let correlation = parts
                 .headers
                 .get(REQUEST_ID)
@@ -182,10 +245,11 @@ impl FromRequestParts<AppState> for PlatformUser {
             let ctx = CommandContext::new(format!("user:{}", user.id), correlation);
             let cmd = PlatformUserCommand::ObserveSession {
                 profile: user.profile.clone(),
-                ip: Some(ip.clone()),
+                ip: record_ip.then(|| ip.clone()),
             };
             execute(&state.platform_users, &user.id, cmd, &ctx).await?;
-            state.observed.remember(&user.id, &ip, profile_hash);
+            let recorded = record_ip.then_some(ip.as_str());
+            state.observed.remember(&user.id, recorded, profile_hash);
         }
         Ok(user)
     }

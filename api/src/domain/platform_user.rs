@@ -15,7 +15,7 @@ use events::platform_user::{PlatformUserEvent, ReviewDecision};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Profile {
     pub name: Option<String>,
     pub picture: Option<String>,
@@ -60,7 +60,13 @@ pub enum PlatformUserError {
 pub struct PlatformUserServices {
     /// Unique reporters that trigger the automatic temporary ban.
     pub auto_ban_threshold: u32,
+    /// IPv6 addresses of one user count once per network of this prefix (IPv4 per address).
+    pub v6_prefix: u8,
 }
+
+/// Networks recorded per user at most: a session rotating addresses cannot grow its history (or
+/// a future ban list) without bound. Later addresses are not recorded.
+pub const MAX_IPS_PER_USER: usize = 32;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,6 +111,20 @@ impl PlatformUser {
     pub fn ban_status(&self) -> BanStatus {
         self.ban
     }
+
+    /// Whether `ip` is worth a `UserIpObserved`: a network not seen for this user yet, while
+    /// fewer than [`MAX_IPS_PER_USER`] are recorded. (A ban covers a whole IPv6 network anyway.)
+    fn records(&self, ip: &str, v6_prefix: u8) -> bool {
+        let net = |ip: &str| {
+            ip.parse()
+                .map(|ip| crate::client_ip::network(ip, v6_prefix))
+                .ok()
+        };
+        let Some(new) = net(ip) else {
+            return false;
+        };
+        self.ips.len() < MAX_IPS_PER_USER && !self.ips.iter().any(|known| net(known) == Some(new))
+    }
 }
 
 impl Aggregate for PlatformUser {
@@ -143,7 +163,7 @@ impl Aggregate for PlatformUser {
                     )
                     .await;
                 }
-                if let Some(ip) = ip.filter(|ip| !self.ips.contains(ip)) {
+                if let Some(ip) = ip.filter(|ip| self.records(ip, services.v6_prefix)) {
                     sink.write(PlatformUserEvent::UserIpObserved { ip }, self)
                         .await;
                 }
@@ -261,6 +281,7 @@ mod tests {
 
     fn services() -> PlatformUserServices {
         PlatformUserServices {
+            v6_prefix: 64,
             auto_ban_threshold: 4,
         }
     }
@@ -352,6 +373,35 @@ mod tests {
             .given(vec![seen, ip("10.0.0.1")])
             .when(observe("10.0.0.2"))
             .then_expect_events(vec![ip("10.0.0.2")]);
+    }
+
+    /// The hardening review: one session rotating addresses recorded 60 `UserIpObserved` in a
+    /// row. An IPv6 network counts once, and a user's history stops at `MAX_IPS_PER_USER`.
+    #[test]
+    fn a_rotating_session_records_one_address_per_network_and_a_bounded_history() {
+        let observe = |ip: &str| PlatformUserCommand::ObserveSession {
+            profile: Profile::default(),
+            ip: Some(ip.into()),
+        };
+        Given::with(services())
+            .given(vec![ip("2001:db8:66::1")])
+            .when(observe("2001:db8:66::2"))
+            .then_expect_events(vec![]);
+        Given::with(services())
+            .given(vec![ip("2001:db8:66::1")])
+            .when(observe("2001:db8:67::1"))
+            .then_expect_events(vec![ip("2001:db8:67::1")]);
+        let full: Vec<_> = (0..MAX_IPS_PER_USER)
+            .map(|i| ip(&format!("10.0.{}.{}", i / 250, i % 250 + 1)))
+            .collect();
+        Given::with(services())
+            .given(full)
+            .when(observe("192.0.2.99"))
+            .then_expect_events(vec![]);
+        Given::with(services())
+            .given_no_previous_events()
+            .when(observe("not an address"))
+            .then_expect_events(vec![]);
     }
 
     #[test]

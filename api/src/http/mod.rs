@@ -183,7 +183,7 @@ fn open_to_banned_ips(path: &str) -> bool {
 async fn refuse_banned_ips(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let ip = resolve(req.extensions(), req.headers(), &s.trusted_proxies);
     req.extensions_mut().insert(ClientIp(ip));
-    if !open_to_banned_ips(req.uri().path()) && s.banned_ips.contains(&BannedIp(ip)) {
+    if !open_to_banned_ips(req.uri().path()) && s.banned_ips.contains_group(&BannedIp(ip)) {
         s.evasion.record();
         return (
             StatusCode::FORBIDDEN,

@@ -355,8 +355,20 @@ pub async fn blacklist(
     ))
 }
 
-#[tracing::instrument(skip_all, fields(user = %user.id))]
-pub async fn check_ban(State(s): State<AppState>, user: PlatformUser) -> Result<impl IntoResponse> {
+/// Under the public read limit per IP, checked before the session is read (and recorded), so a
+/// flood of check-bans cannot feed a user's IP history.
+#[tracing::instrument(skip_all)]
+pub async fn check_ban(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: axum::extract::Request,
+) -> Result<impl IntoResponse> {
+    super::phones::rate_limit(&s.public_reads, ip)?;
+    let (mut parts, _) = request.into_parts();
+    let user = <PlatformUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+        &mut parts, &s,
+    )
+    .await?;
     let row = sqlx::query("SELECT * FROM platform_users WHERE user_id = $1")
         .bind(&user.id)
         .fetch_optional(&s.pool)

@@ -721,3 +721,49 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     );
     untrusting.stop().await;
 }
+
+/// The hardening review: a ban on `2001:db8:66::1` did not stop `2001:db8:66::2`, and one
+/// session rotating addresses recorded 60 `UserIpObserved` in a row.
+#[tokio::test]
+async fn an_ipv6_ban_covers_the_64_and_a_rotating_session_cannot_grow_its_history() {
+    let s = Stack::start().await;
+    let evader = User::new("Evader", "2001:db8:66::1");
+    // Rotating through 60 addresses of its /64, then 60 IPv4 addresses.
+    for i in 0..60 {
+        let hop = User {
+            ip: format!("2001:db8:66::{:x}", i + 2),
+            ..evader.clone()
+        };
+        check_ban(&s, &hop).await;
+    }
+    for i in 0..60 {
+        let hop = User {
+            ip: format!("198.51.100.{}", i + 1),
+            ..evader.clone()
+        };
+        check_ban(&s, &hop).await;
+    }
+    let observed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'UserIpObserved'",
+    )
+    .bind(evader.id.to_string())
+    .fetch_one(&s.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        (2..=6).contains(&observed),
+        "{observed} addresses recorded: the /64 once, then a few IPv4 at the user's rate"
+    );
+
+    // Banned as seen from its first address; the whole /64 is refused, the next one is not.
+    ban(&s, &evader).await;
+    assert!(wait_refused(&s, &s.api.base, "2001:db8:66::1", Duration::from_secs(10)).await);
+    assert_eq!(
+        status_from(&s, &s.api.base, "2001:db8:66::beef").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_ne!(
+        status_from(&s, &s.api.base, "2001:db8:67::1").await,
+        StatusCode::FORBIDDEN
+    );
+}
