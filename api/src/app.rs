@@ -119,9 +119,26 @@ impl Api {
                 crate::passwords::generate(48).into_bytes()
             }
         };
+        if let Some(secret) = &config.session_jwt_secret {
+            let len = secret.expose().len();
+            if len > 0 && len < crate::session_auth::MIN_SECRET_BYTES {
+                if config.is_production() {
+                    anyhow::bail!(
+                        "SESSION_JWT_SECRET must be at least {} bytes when APP_ENV=production",
+                        crate::session_auth::MIN_SECRET_BYTES
+                    );
+                }
+                tracing::warn!(len, "SESSION_JWT_SECRET is short: use at least 32 random bytes");
+            }
+        }
         let sessions_verifier = SessionVerifier::new(
             config.session_jwt_secret.as_ref().map(|s| s.expose()),
             config.session_jwt_public_key.as_deref(),
+            crate::session_auth::SessionRules {
+                audience: config.session_jwt_audience.clone().filter(|s| !s.is_empty()),
+                issuer: config.session_jwt_issuer.clone().filter(|s| !s.is_empty()),
+                max_lifetime_seconds: config.session_jwt_max_lifetime_seconds,
+            },
         )?;
         if !sessions_verifier.is_configured() {
             if config.is_production() {

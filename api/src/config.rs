@@ -43,6 +43,15 @@ pub struct Config {
     /// HS256 key of the host platform's session tokens.
     #[arg(long, env = "SESSION_JWT_SECRET", hide_env_values = true)]
     pub session_jwt_secret: Option<Secret>,
+    /// Host tokens must carry this `aud` (when set).
+    #[arg(long, env = "SESSION_JWT_AUDIENCE")]
+    pub session_jwt_audience: Option<String>,
+    /// Host tokens must carry this `iss` (when set).
+    #[arg(long, env = "SESSION_JWT_ISSUER")]
+    pub session_jwt_issuer: Option<String>,
+    /// Longest lifetime of a host token (`exp` from now, or from `iat`).
+    #[arg(long, env = "SESSION_JWT_MAX_LIFETIME_SECONDS", default_value_t = 86_400)]
+    pub session_jwt_max_lifetime_seconds: i64,
     /// RS256 or EdDSA public key (PEM; `\n` escapes allowed) of the host platform's tokens.
     #[arg(long, env = "SESSION_JWT_PUBLIC_KEY")]
     pub session_jwt_public_key: Option<String>,

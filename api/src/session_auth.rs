@@ -26,8 +26,9 @@ const MAX_FIELD: usize = 2048;
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
-    #[allow(dead_code)]
     exp: i64,
+    #[serde(default)]
+    iat: Option<i64>,
     name: Option<String>,
     picture: Option<String>,
     video: Option<String>,
@@ -36,11 +37,30 @@ struct Claims {
 /// How host tokens are verified.
 pub struct SessionVerifier {
     keys: Vec<(DecodingKey, Algorithm)>,
+    rules: SessionRules,
 }
+
+/// What a host token must say beyond its signature.
+#[derive(Debug, Clone, Default)]
+pub struct SessionRules {
+    /// `aud` must contain this (`SESSION_JWT_AUDIENCE`), when set.
+    pub audience: Option<String>,
+    /// `iss` must be this (`SESSION_JWT_ISSUER`), when set.
+    pub issuer: Option<String>,
+    /// `exp` at most this far ahead (and after `iat`, when given); 0 means the default, a day.
+    pub max_lifetime_seconds: i64,
+}
+
+/// The shortest HS256 secret accepted (refused at start in production, warned about otherwise).
+pub const MIN_SECRET_BYTES: usize = 32;
 
 impl SessionVerifier {
     /// `secret` for HS256; `public_key_pem` for RS256 or EdDSA (whichever the PEM holds).
-    pub fn new(secret: Option<&str>, public_key_pem: Option<&str>) -> anyhow::Result<Self> {
+    pub fn new(
+        secret: Option<&str>,
+        public_key_pem: Option<&str>,
+        rules: SessionRules,
+    ) -> anyhow::Result<Self> {
         let mut keys = Vec::new();
         if let Some(secret) = secret.filter(|s| !s.is_empty()) {
             keys.push((
@@ -60,7 +80,7 @@ impl SessionVerifier {
                 );
             }
         }
-        Ok(SessionVerifier { keys })
+        Ok(SessionVerifier { keys, rules })
     }
 
     pub fn is_configured(&self) -> bool {
@@ -87,12 +107,38 @@ impl SessionVerifier {
             .find(|(_, a)| *a == alg)
             .ok_or_else(invalid)?;
         let mut validation = Validation::new(alg);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.validate_aud = false;
+        let mut required = vec!["exp", "sub"];
+        if self.rules.audience.is_some() {
+            required.push("aud");
+        }
+        if self.rules.issuer.is_some() {
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        validation.validate_nbf = true;
         validation.leeway = 5;
+        match &self.rules.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &self.rules.issuer {
+            validation.set_issuer(&[iss]);
+        }
         let claims = decode::<Claims>(token, key, &validation)
             .map_err(|_| invalid())?
             .claims;
+        let max = match self.rules.max_lifetime_seconds {
+            n if n > 0 => n,
+            _ => 24 * 3600,
+        };
+        let now = chrono::Utc::now().timestamp();
+        let from = claims.iat.map_or(now, |iat| iat.min(now));
+        if claims.exp.saturating_sub(from) > max + validation.leeway as i64 {
+            return Err(ApiError::Unauthorized(
+                "invalid_token",
+                format!("the session token lives longer than the {max} s this server accepts"),
+            ));
+        }
         if uuid::Uuid::parse_str(&claims.sub).is_err() {
             return Err(ApiError::Unauthorized(
                 "invalid_token",
@@ -252,5 +298,68 @@ impl FromRequestParts<AppState> for PlatformUser {
             state.observed.remember(&user.id, recorded, profile_hash);
         }
         Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "a-host-platform-secret-of-32-bytes!";
+
+    fn token(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn claims(extra: serde_json::Value) -> serde_json::Value {
+        let mut c = serde_json::json!({
+            "sub": uuid::Uuid::new_v4().to_string(),
+            "exp": chrono::Utc::now().timestamp() + 3600,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    }
+
+    fn verifier(rules: SessionRules) -> SessionVerifier {
+        SessionVerifier::new(Some(SECRET), None, rules).unwrap()
+    }
+
+    /// The hardening review: tokens were accepted with `exp` 200 years ahead, a foreign
+    /// `aud`/`iss` and a future `nbf`.
+    #[test]
+    fn lifetime_nbf_audience_and_issuer_are_enforced() {
+        let now = chrono::Utc::now().timestamp();
+        let plain = verifier(SessionRules::default());
+        assert!(plain.verify(&token(claims(serde_json::json!({})))).is_ok());
+        let forever = token(claims(serde_json::json!({"exp": now + 200 * 365 * 86_400})));
+        assert!(plain.verify(&forever).is_err(), "200 years ahead");
+        let old_iat = token(claims(serde_json::json!({"iat": now - 3 * 86_400})));
+        assert!(plain.verify(&old_iat).is_err(), "issued for days");
+        let early = token(claims(serde_json::json!({"nbf": now + 600})));
+        assert!(plain.verify(&early).is_err(), "not valid yet");
+
+        let strict = verifier(SessionRules {
+            audience: Some("blacklist".into()),
+            issuer: Some("https://video.example".into()),
+            max_lifetime_seconds: 0,
+        });
+        let ok = token(claims(
+            serde_json::json!({"aud": "blacklist", "iss": "https://video.example"}),
+        ));
+        assert!(strict.verify(&ok).is_ok());
+        for bad in [
+            serde_json::json!({"aud": "someone-else", "iss": "https://video.example"}),
+            serde_json::json!({"aud": "blacklist", "iss": "https://evil.example"}),
+            serde_json::json!({"iss": "https://video.example"}),
+        ] {
+            assert!(strict.verify(&token(claims(bad.clone()))).is_err(), "{bad}");
+        }
     }
 }

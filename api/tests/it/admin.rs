@@ -377,3 +377,22 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+/// The hardening review: a 19-byte host-platform secret was accepted. In production the api
+/// refuses to start with one.
+#[tokio::test]
+async fn a_short_session_secret_stops_a_production_api_at_start() {
+    let db = testkit::Db::fresh().await.unwrap();
+    let nats = testkit::Nats::start().await.unwrap();
+    let mut cfg = crate::helpers::config(&db.url, &nats);
+    cfg.app_env = "production".into();
+    cfg.session_jwt_secret = Some("nineteen-bytes-long".to_owned().into());
+    let err = api::Api::start(&cfg, api::passwords::Passwords::insecure_fast())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("SESSION_JWT_SECRET must be at least 32 bytes"),
+        "{err}"
+    );
+}
