@@ -141,8 +141,9 @@ if ! env NATS_USER=api NATS_PASSWORD="$NATS_API_PASSWORD" \
   die "api setup failed"
 fi
 
-# i. services. The control plane inherits the whole environment (.env, .dev/secrets.env); the
-# worker gets none of it (below).
+# i. services. The api inherits the whole environment (.env, .dev/secrets.env); the projector and
+# the janitor get none of the keys that sign or verify tokens, and the worker none of the secrets
+# (below).
 start_bg api env \
   HTTP_ADDR="$API_ADDR" DATABASE_URL="$DATABASE_URL" NATS_URL="$NATS_URL" \
   NATS_USER=api NATS_PASSWORD="$NATS_API_PASSWORD" ADMIN_JWT_SECRET="$ADMIN_JWT_SECRET" \
@@ -150,12 +151,14 @@ start_bg api env \
   UPLOADS_VIA_API="${UPLOADS_VIA_API:-$LOCAL_S3}" \
   LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
   "${BIN}/api" serve
-start_bg projector env \
+TOKEN_KEYS=(-u ADMIN_JWT_SECRET -u SESSION_JWT_SECRET -u SESSION_JWT_PUBLIC_KEY -u TURNSTILE_SECRET_KEY
+  -u NATS_CALLOUT_ISSUER_SEED -u NATS_SYS_PASSWORD -u NATS_API_PASSWORD)
+start_bg projector env "${TOKEN_KEYS[@]}" \
   HTTP_ADDR="$PROJECTOR_ADDR" DATABASE_URL="$DATABASE_URL" NATS_URL="$NATS_URL" \
   NATS_USER=projector NATS_PASSWORD="$NATS_PROJECTOR_PASSWORD" \
   LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \
   "${BIN}/projector" run
-start_bg janitor env \
+start_bg janitor env "${TOKEN_KEYS[@]}" \
   HTTP_ADDR="$JANITOR_ADDR" DATABASE_URL="$DATABASE_URL" NATS_URL="$NATS_URL" \
   NATS_USER=janitor NATS_PASSWORD="$NATS_JANITOR_PASSWORD" \
   LOG_FORMAT="$LOG_FORMAT" RUST_LOG="$RUST_LOG" \

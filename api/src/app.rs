@@ -63,6 +63,9 @@ pub struct AppState {
     pub worker_store: Arc<PersistedEventStore<PostgresEventRepository, Worker>>,
     pub voice_tasks: Arc<PostgresCqrs<VoiceTask>>,
     pub voice_task_store: Arc<PersistedEventStore<PostgresEventRepository, VoiceTask>>,
+    /// Admin sessions as their events say (a token must name an open one).
+    pub session_store: Arc<PersistedEventStore<PostgresEventRepository, Session>>,
+    pub known_sessions: Arc<crate::auth::KnownSessions>,
     pub storage: Storage,
     pub max_upload_bytes: u64,
     /// Waits longer than this email the verdict (when an address was given).
@@ -130,6 +133,13 @@ impl Api {
                 }
                 tracing::warn!(len, "SESSION_JWT_SECRET is short: use at least 32 random bytes");
             }
+        }
+        // A revoked token must stay in `admin-revoked` for as long as it could be used.
+        let revoked_for = topology::admin_revoked_bucket(1).max_age.as_secs() as i64;
+        if config.admin_token_ttl_seconds > revoked_for || config.admin_token_ttl_seconds < 1 {
+            anyhow::bail!(
+                "ADMIN_TOKEN_TTL_SECONDS must be between 1 and {revoked_for} (how long admin-revoked keeps a revocation)"
+            );
         }
         let sessions_verifier = SessionVerifier::new(
             config.session_jwt_secret.as_ref().map(|s| s.expose()),
@@ -283,6 +293,8 @@ impl Api {
             workers: Arc::new(cqrs(&pool, (), events::worker::UPCASTERS)),
             voice_tasks: Arc::new(cqrs(&pool, (), events::voice_task::UPCASTERS)),
             voice_task_store: Arc::new(event_store(&pool, events::voice_task::UPCASTERS)),
+            session_store: Arc::new(event_store(&pool, events::admin::SESSION_UPCASTERS)),
+            known_sessions: Arc::default(),
             storage: storage.clone(),
             max_upload_bytes: config.max_upload_bytes,
             email_notify_after_seconds: config.email.email_notify_after_seconds,

@@ -134,7 +134,50 @@ impl FromRequestParts<AppState> for AdminSession {
         let token = bearer(parts).ok_or_else(|| {
             ApiError::Unauthorized("missing_token", "an admin access token is required".into())
         })?;
-        state.tokens.verify(token)
+        let session = state.tokens.verify(token)?;
+        // A signature alone is not enough: the token must be the one its login recorded (its
+        // `jti` an open session of its `sub`). Checked once per token and instance.
+        if !state.known_sessions.contains(session.token_id, &session.username) {
+            use cqrs_es::{AggregateContext, EventStore};
+            let mut ctx = state
+                .session_store
+                .load_aggregate(&session.token_id.to_string())
+                .await
+                .map_err(ApiError::from_aggregate)?;
+            if !ctx.aggregate().is_open_for(&session.username) {
+                return Err(ApiError::Unauthorized(
+                    "invalid_token",
+                    "the access token matches no session".into(),
+                ));
+            }
+            state
+                .known_sessions
+                .insert(session.token_id, &session.username);
+        }
+        Ok(session)
+    }
+}
+
+/// Token ids this instance has found to be open sessions (a logout revokes them through
+/// `admin-revoked`, checked first). Bounded: it starts over past 100,000 entries.
+#[derive(Default)]
+pub struct KnownSessions(std::sync::Mutex<std::collections::HashMap<Uuid, String>>);
+
+impl KnownSessions {
+    fn contains(&self, token_id: Uuid, username: &str) -> bool {
+        self.0
+            .lock()
+            .expect("sessions lock")
+            .get(&token_id)
+            .is_some_and(|u| u == username)
+    }
+
+    fn insert(&self, token_id: Uuid, username: &str) {
+        let mut known = self.0.lock().expect("sessions lock");
+        if known.len() >= 100_000 {
+            known.clear();
+        }
+        known.insert(token_id, username.to_owned());
     }
 }
 

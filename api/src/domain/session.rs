@@ -37,6 +37,13 @@ pub struct Session {
     closed: bool,
 }
 
+impl Session {
+    /// Whether this is an open session of `username` (the token's `sub`).
+    pub fn is_open_for(&self, username: &str) -> bool {
+        self.token_id.is_some() && !self.closed && self.username == username
+    }
+}
+
 impl Aggregate for Session {
     const TYPE: &'static str = events::admin::SESSION_AGGREGATE_TYPE;
     type Command = SessionCommand;

@@ -395,4 +395,57 @@ async fn a_short_session_secret_stops_a_production_api_at_start() {
         err.to_string().contains("SESSION_JWT_SECRET must be at least 32 bytes"),
         "{err}"
     );
+    // Nor may an admin token outlive the record of its revocation (`admin-revoked`, a day).
+    let mut cfg = crate::helpers::config(&db.url, &nats);
+    cfg.admin_token_ttl_seconds = 2 * 86_400;
+    let err = api::Api::start(&cfg, api::passwords::Passwords::insecure_fast())
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("ADMIN_TOKEN_TTL_SECONDS"), "{err}");
+}
+
+/// The hardening review: a validly signed admin token with an unknown `jti` or `sub` was
+/// accepted. A token must name an open session of its admin.
+#[tokio::test]
+async fn a_signed_token_that_matches_no_session_is_refused() {
+    let s = Stack::start().await;
+    let real = s.token(&s.seed().await).await;
+    let signer = api::auth::AdminTokens::new(
+        crate::helpers::JWT_SECRET.as_bytes(),
+        900,
+        api::kv_set::KvSet::new("unused"),
+    );
+    let probe = |token: String| {
+        s.http
+            .get(s.url("/api/v1/admin/queue/stats"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(probe(real.clone()).await.unwrap().status(), StatusCode::OK);
+    let expires = chrono::Utc::now() + chrono::Duration::minutes(10);
+    let unknown = signer
+        .sign("admin", uuid::Uuid::new_v4(), expires)
+        .unwrap()
+        .token;
+    let r = probe(unknown).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_token");
+    // The real session's id under another name.
+    let claims: Value = {
+        use base64::Engine;
+        let body = real.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(body)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let jti: uuid::Uuid = claims["jti"].as_str().unwrap().parse().unwrap();
+    let renamed = signer.sign("mallory", jti, expires).unwrap().token;
+    assert_eq!(
+        probe(renamed).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
