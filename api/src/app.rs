@@ -45,6 +45,7 @@ pub struct AppState {
     pub admins: Arc<PostgresCqrs<Admin>>,
     /// Read access to admin aggregates, for password checks that write nothing.
     pub admin_store: Arc<PersistedEventStore<PostgresEventRepository, Admin>>,
+    pub seed_policy: crate::http::admin::SeedPolicy,
     pub sessions: Arc<PostgresCqrs<Session>>,
     pub platform_users: Arc<PostgresCqrs<PlatformUser>>,
     /// Read access to platform users (is the reporter banned?).
@@ -131,7 +132,10 @@ impl Api {
                         crate::session_auth::MIN_SECRET_BYTES
                     );
                 }
-                tracing::warn!(len, "SESSION_JWT_SECRET is short: use at least 32 random bytes");
+                tracing::warn!(
+                    len,
+                    "SESSION_JWT_SECRET is short: use at least 32 random bytes"
+                );
             }
         }
         // A revoked token must stay in `admin-revoked` for as long as it could be used.
@@ -145,7 +149,10 @@ impl Api {
             config.session_jwt_secret.as_ref().map(|s| s.expose()),
             config.session_jwt_public_key.as_deref(),
             crate::session_auth::SessionRules {
-                audience: config.session_jwt_audience.clone().filter(|s| !s.is_empty()),
+                audience: config
+                    .session_jwt_audience
+                    .clone()
+                    .filter(|s| !s.is_empty()),
                 issuer: config.session_jwt_issuer.clone().filter(|s| !s.is_empty()),
                 max_lifetime_seconds: config.session_jwt_max_lifetime_seconds,
             },
@@ -266,6 +273,13 @@ impl Api {
                 events::admin::UPCASTERS,
             )),
             admin_store: Arc::new(event_store(&pool, events::admin::UPCASTERS)),
+            seed_policy: match &config.admin_setup_token {
+                Some(t) if !t.expose().is_empty() => {
+                    crate::http::admin::SeedPolicy::Token(t.expose().to_owned())
+                }
+                _ if config.is_production() => crate::http::admin::SeedPolicy::Closed,
+                _ => crate::http::admin::SeedPolicy::Open,
+            },
             sessions: Arc::new(cqrs(&pool, (), events::admin::SESSION_UPCASTERS)),
             platform_users: Arc::new(cqrs(
                 &pool,

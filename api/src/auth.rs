@@ -137,7 +137,10 @@ impl FromRequestParts<AppState> for AdminSession {
         let session = state.tokens.verify(token)?;
         // A signature alone is not enough: the token must be the one its login recorded (its
         // `jti` an open session of its `sub`). Checked once per token and instance.
-        if !state.known_sessions.contains(session.token_id, &session.username) {
+        if !state
+            .known_sessions
+            .contains(session.token_id, &session.username)
+        {
             use cqrs_es::{AggregateContext, EventStore};
             let mut ctx = state
                 .session_store

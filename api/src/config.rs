@@ -19,6 +19,10 @@ pub struct Config {
     /// HS256 key for admin access tokens; shared by every api instance. Required in production.
     #[arg(long, env = "ADMIN_JWT_SECRET", hide_env_values = true)]
     pub admin_jwt_secret: Option<Secret>,
+    /// One-time secret for `POST /admin/seed` (header `X-Setup-Token`). In production without it,
+    /// seeding over HTTP is off (use `api admin-create`).
+    #[arg(long, env = "ADMIN_SETUP_TOKEN", hide_env_values = true)]
+    pub admin_setup_token: Option<Secret>,
     /// Lifetime of an admin access token.
     #[arg(long, env = "ADMIN_TOKEN_TTL_SECONDS", default_value_t = 900)]
     pub admin_token_ttl_seconds: i64,
@@ -50,7 +54,11 @@ pub struct Config {
     #[arg(long, env = "SESSION_JWT_ISSUER")]
     pub session_jwt_issuer: Option<String>,
     /// Longest lifetime of a host token (`exp` from now, or from `iat`).
-    #[arg(long, env = "SESSION_JWT_MAX_LIFETIME_SECONDS", default_value_t = 86_400)]
+    #[arg(
+        long,
+        env = "SESSION_JWT_MAX_LIFETIME_SECONDS",
+        default_value_t = 86_400
+    )]
     pub session_jwt_max_lifetime_seconds: i64,
     /// RS256 or EdDSA public key (PEM; `\n` escapes allowed) of the host platform's tokens.
     #[arg(long, env = "SESSION_JWT_PUBLIC_KEY")]

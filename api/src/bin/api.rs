@@ -1,4 +1,4 @@
-//! `api serve | relay | setup | migrate`
+//! `api serve | relay | setup | migrate | gen-callout-key | admin-create | worker-register`
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -27,6 +27,9 @@ enum Command {
     /// Print a new account key pair for the worker auth callout, as env lines:
     /// NATS_CALLOUT_ISSUER (public, for nats-server) and NATS_CALLOUT_ISSUER_SEED (for the api).
     GenCalloutKey,
+    /// Create the admin account (as POST /admin/seed does, which production keeps closed without
+    /// ADMIN_SETUP_TOKEN) and print `ADMIN_USERNAME=…` and `ADMIN_PASSWORD=…` once.
+    AdminCreate(common::config::Connections),
     /// Register a worker (as POST /admin/workers does) and print `WORKER_TOKEN=…` once.
     WorkerRegister {
         #[command(flatten)]
@@ -96,6 +99,28 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("registering the worker: {e}"))?;
             println!("WORKER_TOKEN={token}");
+            Ok(())
+        }
+        Command::AdminCreate(conn) => {
+            common::telemetry::init(&conn.log_format);
+            let pool = common::db::connect_lazy(&conn.database_url, 2)?;
+            common::db::migrate_with_retry(&pool, 30).await?;
+            let passwords = api::passwords::Passwords::default();
+            let admins = cqrs_es::CqrsFramework::new(
+                api::app::event_store::<api::domain::admin::Admin>(&pool, events::admin::UPCASTERS),
+                vec![],
+                api::domain::admin::AdminServices {
+                    passwords: passwords.clone(),
+                },
+            );
+            let store =
+                api::app::event_store::<api::domain::admin::Admin>(&pool, events::admin::UPCASTERS);
+            let ctx = api::commands::CommandContext::new("system:cli", None);
+            let password = api::http::admin::seed_admin(&admins, &store, &passwords, &ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
+            println!("ADMIN_USERNAME={}", api::http::admin::SEED_USERNAME);
+            println!("ADMIN_PASSWORD={password}");
             Ok(())
         }
         Command::GenCalloutKey => {

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use chrono::Utc;
-use cqrs_es::{AggregateContext, EventStore};
+use cqrs_es::AggregateContext;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -26,15 +26,27 @@ pub const SEED_USERNAME: &str = "admin";
 pub const MIN_PASSWORD_LEN: usize = 12;
 const MAX_PASSWORD_LEN: usize = 1024;
 
-#[tracing::instrument(skip_all)]
-pub async fn seed(
-    State(s): State<AppState>,
-    ClientIp(ip): ClientIp,
-    rid: RequestId,
-) -> Result<impl IntoResponse> {
-    // Refuse a repeat before paying for a hash (the command still guards against races).
-    let mut existing = s
-        .admin_store
+/// Who may seed the admin account over HTTP.
+#[derive(Clone)]
+pub enum SeedPolicy {
+    /// Anyone, first come (development and tests, no `ADMIN_SETUP_TOKEN`).
+    Open,
+    /// Only a request with `X-Setup-Token: <ADMIN_SETUP_TOKEN>`.
+    Token(String),
+    /// Nobody (production without `ADMIN_SETUP_TOKEN`): use `api admin-create`.
+    Closed,
+}
+
+/// Creates the admin account `admin` with a random password; `Ok(password)`, shown once.
+/// `409 already_seeded` when it exists (checked before paying for a hash; the command still
+/// refuses a second `AdminCreated` if two race).
+pub async fn seed_admin<ES: cqrs_es::EventStore<crate::domain::admin::Admin>>(
+    admins: &cqrs_es::CqrsFramework<crate::domain::admin::Admin, ES>,
+    admin_store: &ES,
+    passwords: &crate::passwords::Passwords,
+    ctx: &crate::commands::CommandContext,
+) -> Result<String> {
+    let mut existing = admin_store
         .load_aggregate(SEED_USERNAME)
         .await
         .map_err(ApiError::from_aggregate)?;
@@ -45,23 +57,66 @@ pub async fn seed(
         ));
     }
     let password = crate::passwords::generate(24);
-    let hash = s.passwords.hash(password.clone()).await?;
+    let hash = passwords.hash(password.clone()).await?;
     let cmd = AdminCommand::Create {
         username: SEED_USERNAME.into(),
         password_hash: hash,
     };
-    execute(
+    execute(admins, SEED_USERNAME, cmd, ctx).await?;
+    tracing::info!("admin account seeded");
+    Ok(password)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn seed(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    rid: RequestId,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse> {
+    match &s.seed_policy {
+        SeedPolicy::Open => {}
+        SeedPolicy::Closed => {
+            return Err(ApiError::Forbidden(
+                "seed_disabled",
+                "seeding over HTTP is off in production: set ADMIN_SETUP_TOKEN, or run `api admin-create`".into(),
+            ))
+        }
+        SeedPolicy::Token(expected) => {
+            // Guesses count like failed logins.
+            let attempt = s
+                .login_limiter
+                .reserve(ip, Instant::now())
+                .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+            let given = headers
+                .get("x-setup-token")
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
+            if !constant_time_eq(given, expected.as_bytes()) {
+                return Err(ApiError::Forbidden(
+                    "setup_token_required",
+                    "seeding needs the X-Setup-Token header with ADMIN_SETUP_TOKEN".into(),
+                ));
+            }
+            s.login_limiter.release(attempt);
+        }
+    }
+    let password = seed_admin(
         &s.admins,
-        SEED_USERNAME,
-        cmd,
+        &*s.admin_store,
+        &s.passwords,
         &rid.context(format!("ip:{ip}")),
     )
     .await?;
-    tracing::info!("admin account seeded");
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({"username": SEED_USERNAME, "password": password})),
     ))
+}
+
+/// Compares without revealing where two byte strings differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(Deserialize)]

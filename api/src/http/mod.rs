@@ -1,6 +1,6 @@
 //! HTTP: routes, request metrics, request ids, body limits.
 
-mod admin;
+pub mod admin;
 pub mod docs;
 pub mod extract;
 pub mod page;

@@ -392,7 +392,8 @@ async fn a_short_session_secret_stops_a_production_api_at_start() {
         .err()
         .expect("refused");
     assert!(
-        err.to_string().contains("SESSION_JWT_SECRET must be at least 32 bytes"),
+        err.to_string()
+            .contains("SESSION_JWT_SECRET must be at least 32 bytes"),
         "{err}"
     );
     // Nor may an admin token outlive the record of its revocation (`admin-revoked`, a day).
@@ -448,4 +449,76 @@ async fn a_signed_token_that_matches_no_session_is_refused() {
         probe(renamed).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// The hardening review: `/admin/seed` was open in production to whoever called first. With
+/// `ADMIN_SETUP_TOKEN` it needs that token; in production without one it is off, and
+/// `api admin-create` creates the account from the command line.
+#[tokio::test]
+async fn seeding_needs_the_setup_token_and_production_keeps_it_closed() {
+    let s = Stack::start().await;
+    let seed = |base: String, token: Option<&'static str>| {
+        let mut req = s.http.post(format!("{base}/api/v1/admin/seed"));
+        if let Some(t) = token {
+            req = req.header("x-setup-token", t);
+        }
+        req.send()
+    };
+    // Production without a setup token: closed.
+    let mut cfg = crate::helpers::config_with_s3(&s.db.url, &s.nats, &s.s3);
+    cfg.app_env = "production".into();
+    cfg.turnstile_secret_key = Some("unused-in-this-test".to_owned().into());
+    let closed = crate::helpers::start_api(cfg).await;
+    s.wait_ready(&closed.base).await;
+    let r = seed(closed.base.clone(), None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "seed_disabled");
+
+    // With a setup token: only with it.
+    let mut cfg = crate::helpers::config_with_s3(&s.db.url, &s.nats, &s.s3);
+    cfg.admin_setup_token = Some("setup-token-of-the-operator-0123456789".to_owned().into());
+    let guarded = crate::helpers::start_api(cfg).await;
+    s.wait_ready(&guarded.base).await;
+    for wrong in [None, Some("guess")] {
+        let r = seed(guarded.base.clone(), wrong).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"],
+            "setup_token_required"
+        );
+    }
+    let r = seed(
+        guarded.base.clone(),
+        Some("setup-token-of-the-operator-0123456789"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn admin_create_on_the_command_line_creates_the_account_once() {
+    let s = Stack::start().await;
+    let conn = crate::helpers::connections(&s.db.url, &s.nats, "api");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_api"))
+            .arg("admin-create")
+            .env("DATABASE_URL", &conn.database_url)
+            .env("NATS_URL", &conn.nats_url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ADMIN_PASSWORD="))
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.login(&password).await.status(), StatusCode::OK);
+    let again = run();
+    assert!(!again.status.success(), "a second account");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
