@@ -46,6 +46,9 @@ pub struct AppState {
     /// Read access to admin aggregates, for password checks that write nothing.
     pub admin_store: Arc<PersistedEventStore<PostgresEventRepository, Admin>>,
     pub seed_policy: crate::http::admin::SeedPolicy,
+    pub metrics_access: crate::http::MetricsAccess,
+    /// Origin of the object store browsers upload to and play from (for the pages' CSP).
+    pub storage_origin: Option<String>,
     pub sessions: Arc<PostgresCqrs<Session>>,
     pub platform_users: Arc<PostgresCqrs<PlatformUser>>,
     /// Read access to platform users (is the reporter banned?).
@@ -273,6 +276,17 @@ impl Api {
                 events::admin::UPCASTERS,
             )),
             admin_store: Arc::new(event_store(&pool, events::admin::UPCASTERS)),
+            metrics_access: match &config.metrics_token {
+                Some(t) if !t.expose().is_empty() => {
+                    crate::http::MetricsAccess::Token(Arc::from(t.expose()))
+                }
+                _ if config.is_production() => crate::http::MetricsAccess::Closed,
+                _ => crate::http::MetricsAccess::Open,
+            },
+            storage_origin: reqwest::Url::parse(&config.s3.s3_endpoint_url)
+                .ok()
+                .map(|u| u.origin().ascii_serialization())
+                .filter(|o| o != "null"),
             seed_policy: match &config.admin_setup_token {
                 Some(t) if !t.expose().is_empty() => {
                     crate::http::admin::SeedPolicy::Token(t.expose().to_owned())

@@ -19,6 +19,10 @@ pub struct Config {
     /// HS256 key for admin access tokens; shared by every api instance. Required in production.
     #[arg(long, env = "ADMIN_JWT_SECRET", hide_env_values = true)]
     pub admin_jwt_secret: Option<Secret>,
+    /// Bearer token for `/metrics` on the api's port. In production without it, `/metrics` is
+    /// refused there (the other processes serve theirs on their own, internal ports).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
     /// One-time secret for `POST /admin/seed` (header `X-Setup-Token`). In production without it,
     /// seeding over HTTP is off (use `api admin-create`).
     #[arg(long, env = "ADMIN_SETUP_TOKEN", hide_env_values = true)]

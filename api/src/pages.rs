@@ -115,11 +115,12 @@ fn on_blacklist_host(s: &AppState, headers: &HeaderMap) -> bool {
 
 pub async fn home(
     State(s): State<AppState>,
+    crate::client_ip::ClientIp(ip): crate::client_ip::ClientIp,
     headers: HeaderMap,
     query: Query<BlacklistQuery>,
 ) -> Response {
     if on_blacklist_host(&s, &headers) {
-        return blacklist_page(&s, query.0, "/").await;
+        return blacklist_page(&s, ip, query.0, "/").await;
     }
     render("home.html", context! {})
 }
@@ -148,7 +149,16 @@ pub async fn numbers(State(s): State<AppState>) -> Response {
     )
 }
 
-async fn blacklist_page(s: &AppState, query: BlacklistQuery, base_path: &str) -> Response {
+/// Under the same per-IP read limit as `GET /report/blacklist` (it runs the same query).
+async fn blacklist_page(
+    s: &AppState,
+    ip: std::net::IpAddr,
+    query: BlacklistQuery,
+    base_path: &str,
+) -> Response {
+    if let Err(e) = crate::http::phones::rate_limit(&s.public_reads, ip) {
+        return e.into_response();
+    }
     let page = PageQuery {
         limit: Some("48".into()),
         cursor: query.page.cursor.clone(),
@@ -168,8 +178,12 @@ async fn blacklist_page(s: &AppState, query: BlacklistQuery, base_path: &str) ->
     }
 }
 
-pub async fn blacklist(State(s): State<AppState>, query: Query<BlacklistQuery>) -> Response {
-    blacklist_page(&s, query.0, "/blacklist").await
+pub async fn blacklist(
+    State(s): State<AppState>,
+    crate::client_ip::ClientIp(ip): crate::client_ip::ClientIp,
+    query: Query<BlacklistQuery>,
+) -> Response {
+    blacklist_page(&s, ip, query.0, "/blacklist").await
 }
 
 pub async fn ban_notice() -> Response {

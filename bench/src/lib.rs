@@ -43,6 +43,7 @@ impl Stack {
             app_env: "bench".into(),
             admin_jwt_secret: Some("benchmark-secret-benchmark-secret-bench".to_owned().into()),
             admin_setup_token: None,
+            metrics_token: None,
             admin_token_ttl_seconds: 900,
             login_max_failures_per_minute: 10,
             ipv6_prefix_len: 64,

@@ -4,12 +4,13 @@ pub mod admin;
 pub mod docs;
 pub mod extract;
 pub mod page;
-mod phones;
+pub mod phones;
 mod queue;
 pub mod reports;
 mod tasks;
 mod workers;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -104,9 +105,147 @@ pub fn router(state: AppState, readiness: Readiness, limits: Limits) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // A client's request id is kept only when short and plain (it is echoed, logged and
+        // stored as the events' correlationId); otherwise it is replaced by a fresh one.
+        .layer(middleware::from_fn(sanitize_request_id))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(SecurityHeaders::new(&state)),
+            security_headers,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.metrics_access.clone(),
+            guard_metrics,
+        ))
         .layer(cors(&state.web.host_platform_origins))
         // Outermost: a banned IP is refused before any other processing (counted, not traced).
         .layer(middleware::from_fn_with_state(state, refuse_banned_ips))
+}
+
+/// Longest client-supplied `X-Request-Id` kept.
+const MAX_REQUEST_ID: usize = 64;
+
+async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
+    let plain = |v: &axum::http::HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= MAX_REQUEST_ID
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+    };
+    let headers = req.headers_mut();
+    if headers.get_all(&REQUEST_ID).iter().count() > 1
+        || headers.get(&REQUEST_ID).is_some_and(|v| !plain(v))
+    {
+        headers.remove(&REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+/// The browser-side policies every response carries.
+struct SecurityHeaders {
+    /// Pages: scripts and frames only from here (and Turnstile), never framed.
+    page_csp: axum::http::HeaderValue,
+    /// `/ban-notice`: the same, framed only by the host platforms.
+    embed_csp: axum::http::HeaderValue,
+}
+
+impl SecurityHeaders {
+    fn new(state: &AppState) -> Self {
+        let origins = state
+            .web
+            .host_platform_origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty() && !o.contains([';', ',', '\'', '"', ' ']))
+            .collect::<Vec<_>>()
+            .join(" ");
+        // Uploads and recordings go to the object store's origin (presigned URLs).
+        let store = state.storage_origin.as_deref().unwrap_or("");
+        let base = format!(
+            "default-src 'self'; script-src 'self' https://challenges.cloudflare.com; \
+             frame-src https://challenges.cloudflare.com; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data: https:; media-src 'self' blob: https: {store}; \
+             connect-src 'self' {store}; object-src 'none'; base-uri 'none'; form-action 'self'"
+        );
+        let header = |csp: String| {
+            axum::http::HeaderValue::from_str(&csp)
+                .unwrap_or_else(|_| axum::http::HeaderValue::from_static("default-src 'self'"))
+        };
+        SecurityHeaders {
+            page_csp: header(format!("{base}; frame-ancestors 'none'")),
+            embed_csp: header(format!("{base}; frame-ancestors 'self' {origins}")),
+        }
+    }
+}
+
+async fn security_headers(
+    State(policy): State<Arc<SecurityHeaders>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use axum::http::{header, HeaderValue};
+    let embed = req.uri().path() == "/ban-notice";
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Task pages carry their id in the URL: never send it elsewhere.
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if embed {
+        h.insert(header::CONTENT_SECURITY_POLICY, policy.embed_csp.clone());
+    } else {
+        h.insert(header::CONTENT_SECURITY_POLICY, policy.page_csp.clone());
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    resp
+}
+
+/// Who may read `/metrics` on the api's public port.
+#[derive(Clone)]
+pub enum MetricsAccess {
+    /// Anyone (development, no `METRICS_TOKEN`).
+    Open,
+    /// `Authorization: Bearer <METRICS_TOKEN>`.
+    Token(Arc<str>),
+    /// Nobody (production without `METRICS_TOKEN`).
+    Closed,
+}
+
+async fn guard_metrics(State(access): State<MetricsAccess>, req: Request, next: Next) -> Response {
+    if req.uri().path() != "/metrics" {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let allowed = match &access {
+        MetricsAccess::Open => true,
+        MetricsAccess::Token(t) => {
+            given.len() == t.len()
+                && given
+                    .bytes()
+                    .zip(t.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        }
+        MetricsAccess::Closed => false,
+    };
+    match allowed {
+        true => next.run(req).await,
+        false => error::ApiError::Unauthorized(
+            "metrics_token_required",
+            "/metrics needs Authorization: Bearer <METRICS_TOKEN>".into(),
+        )
+        .into_response(),
+    }
 }
 
 fn web_pages(state: AppState) -> Router {

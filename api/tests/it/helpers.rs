@@ -60,6 +60,7 @@ pub fn config(db_url: &str, nats: &Nats) -> Config {
         app_env: "test".into(),
         admin_jwt_secret: Some(JWT_SECRET.to_owned().into()),
         admin_setup_token: None,
+        metrics_token: None,
         admin_token_ttl_seconds: 900,
         login_max_failures_per_minute: 10,
         ipv6_prefix_len: 64,

@@ -160,3 +160,98 @@ async fn the_public_blacklist_escapes_what_users_wrote_and_serves_its_own_host()
         assert_eq!(r.status(), expected, "{path}");
     }
 }
+
+/// The hardening review (issue 10, item 10): no browser policies on pages, `/metrics` open in
+/// production, the `/blacklist` page outside the read limit, any `X-Request-Id` echoed and stored.
+#[tokio::test]
+async fn pages_carry_browser_policies_and_public_surfaces_are_bounded() {
+    let s = Stack::start().await;
+    let mut cfg = crate::helpers::config_with_s3(&s.db.url, &s.nats, &s.s3);
+    cfg.web.host_platform_origins = vec!["https://video.example".into()];
+    cfg.rate_limit_public_reads_per_minute = 60; // bursts of 6
+    cfg.metrics_token = Some("metrics-token-0123456789".to_owned().into());
+    let site = crate::helpers::start_api(cfg).await;
+    s.wait_ready(&site.base).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", site.base)).send();
+
+    for path in [
+        "/",
+        "/check",
+        "/numbers",
+        "/admin",
+        "/api/v1/report/blacklist",
+    ] {
+        let r = get(path).await.unwrap();
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+    }
+    let r = get("/ban-notice").await.unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("frame-ancestors 'self' https://video.example"),
+        "{csp}"
+    );
+    assert!(r.headers().get("x-frame-options").is_none());
+
+    // /metrics only with its token.
+    assert_eq!(
+        get("/metrics").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = http
+        .get(format!("{}/metrics", site.base))
+        .bearer_auth("metrics-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // The blacklist page shares the JSON's read limit.
+    let mut limited = false;
+    for _ in 0..20 {
+        if get("/blacklist").await.unwrap().status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the /blacklist page has no read limit");
+
+    // A plain request id is echoed; an oversized or odd one is replaced.
+    let echo = |id: String| {
+        http.get(format!("{}/healthz", site.base))
+            .header("x-request-id", id)
+            .send()
+    };
+    let r = echo("abc-123_DEF.4".into()).await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123_DEF.4");
+    for bad in ["x".repeat(5000), "<script>".into(), "a b".into()] {
+        let r = echo(bad.clone()).await.unwrap();
+        let back = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_ne!(back, bad);
+        assert!(uuid::Uuid::parse_str(&back).is_ok(), "{back}");
+    }
+}
+
+/// In production, `/metrics` on the api's public port is closed without `METRICS_TOKEN`.
+#[tokio::test]
+async fn production_keeps_metrics_closed_without_a_token() {
+    let s = Stack::start().await;
+    let mut cfg = crate::helpers::config_with_s3(&s.db.url, &s.nats, &s.s3);
+    cfg.app_env = "production".into();
+    cfg.turnstile_secret_key = Some("unused-in-this-test".to_owned().into());
+    let site = crate::helpers::start_api(cfg).await;
+    s.wait_ready(&site.base).await;
+    let r = reqwest::get(format!("{}/metrics", site.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
