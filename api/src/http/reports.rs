@@ -174,19 +174,54 @@ fn ban_record(r: &sqlx::postgres::PgRow) -> Value {
     })
 }
 
+/// Reports shown with each pending user (the newest); `reportCount` says how many there are and
+/// `GET /report/reports?userId=` pages through all of them.
+const REPORTS_PER_PENDING_USER: i64 = 20;
+
+/// `GET /report/pending`: paged (oldest ban first), like every list.
 #[tracing::instrument(skip_all)]
-pub async fn pending(State(s): State<AppState>, _admin: AdminSession) -> Result<impl IntoResponse> {
+pub async fn pending(
+    State(s): State<AppState>,
+    _admin: AdminSession,
+    Query(page): Query<PageQuery>,
+) -> Result<impl IntoResponse> {
+    let limit = page.limit()?;
+    let after: Option<(i64, String)> = page.cursor()?;
     let users = sqlx::query(
-        "SELECT * FROM platform_users WHERE review_status = 'pending' ORDER BY banned_at, user_id",
+        "SELECT * FROM platform_users
+          WHERE review_status = 'pending'
+            AND ($1::bigint IS NULL
+                 OR (EXTRACT(EPOCH FROM coalesce(banned_at, 'epoch'::timestamptz)) * 1000000)::bigint > $1
+                 OR ((EXTRACT(EPOCH FROM coalesce(banned_at, 'epoch'::timestamptz)) * 1000000)::bigint = $1
+                     AND user_id > $2))
+          ORDER BY coalesce(banned_at, 'epoch'::timestamptz), user_id
+          LIMIT $3",
     )
+    .bind(after.as_ref().map(|a| a.0))
+    .bind(after.map(|a| a.1).unwrap_or_default())
+    .bind(limit + 1)
     .fetch_all(&s.pool)
     .await
     .map_err(ApiError::from_db)?;
+    let (users, next) = split_page(users, limit, |u| {
+        let at: Option<DateTime<Utc>> = u.get("banned_at");
+        (
+            at.map_or(0, |t| t.timestamp_micros()),
+            u.get::<String, _>("user_id"),
+        )
+    });
     let ids: Vec<String> = users.iter().map(|u| u.get("user_id")).collect();
     let reports = sqlx::query(&format!(
-        "{REPORT_SELECT} WHERE r.reported_user_id = ANY($1) ORDER BY r.created_at DESC, r.report_id"
+        "SELECT * FROM (
+            SELECT x.*, row_number() OVER (PARTITION BY x.reported_user_id
+                                           ORDER BY x.created_at DESC, x.report_id) AS nth
+              FROM ({REPORT_SELECT} WHERE r.reported_user_id = ANY($1)) x
+         ) ranked
+         WHERE nth <= $2
+         ORDER BY created_at DESC, report_id"
     ))
     .bind(&ids)
+    .bind(REPORTS_PER_PENDING_USER)
     .fetch_all(&s.pool)
     .await
     .map_err(ApiError::from_db)?;
@@ -205,7 +240,7 @@ pub async fn pending(State(s): State<AppState>, _admin: AdminSession) -> Result<
         })
         .collect();
     Ok(axum::Json(
-        json!({"count": pending.len(), "pending": pending}),
+        json!({"count": pending.len(), "pending": pending, "nextCursor": next}),
     ))
 }
 

@@ -767,3 +767,46 @@ async fn an_ipv6_ban_covers_the_64_and_a_rotating_session_cannot_grow_its_histor
         StatusCode::FORBIDDEN
     );
 }
+
+/// The hardening review: `/report/pending` was unpaged. It pages like every list.
+#[tokio::test]
+async fn pending_reviews_are_paged() {
+    let s = Stack::start().await;
+    let admin = admin_token(&s).await;
+    let mut banned = vec![];
+    for i in 0..3 {
+        let u = User::new(&format!("Pending {i}"), &format!("203.0.113.{}", 20 + i));
+        ban(&s, &u).await;
+        banned.push(u.id.to_string());
+    }
+    s.projected().await;
+    let page = |cursor: Option<String>| {
+        let mut url = s.url("/api/v1/report/pending?limit=2");
+        if let Some(c) = cursor {
+            url = format!("{url}&cursor={c}");
+        }
+        let req = s.http.get(url).bearer_auth(&admin);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let first = page(None).await;
+    assert_eq!(first["count"], 2, "{first}");
+    let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+    let second = page(Some(cursor)).await;
+    assert_eq!(second["count"], 1, "{second}");
+    assert!(second["nextCursor"].is_null());
+    let seen: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|p| p["pending"].as_array().unwrap().clone())
+        .map(|u| u["userId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, banned, "oldest ban first, each once");
+    assert_eq!(first["pending"][0]["reports"].as_array().unwrap().len(), 4);
+    let r = s
+        .http
+        .get(s.url("/api/v1/report/pending?cursor=garbage"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}

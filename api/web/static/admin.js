@@ -143,13 +143,15 @@
     },
 
     pending: function (force) {
-      return call('GET', '/report/pending').then(function (res) {
+      var qs = '?limit=20' + (pendingPager.cursor() ? '&cursor=' + encodeURIComponent(pendingPager.cursor()) : '');
+      return call('GET', '/report/pending' + qs).then(function (res) {
         if (res.status !== 200) { showErr(res); return; }
         showErr(null);
+        pendingPager.setNext(res.body.nextCursor);
         if (!changed('pending', res.body, force)) return;
         var list = bl.clear($('pending-list'));
         var items = (res.body && res.body.pending) || [];
-        $('pending-count').textContent = items.length ? items.length + ' user(s) waiting for review.' : '';
+        $('pending-count').textContent = items.length ? items.length + (res.body.nextCursor ? '+' : '') + ' user(s) waiting for review.' : '';
         if (!items.length) { list.appendChild(el('div', { class: 'card empty', 'data-testid': 'pending-empty' }, 'No pending reviews.')); return; }
         items.forEach(function (u) { list.appendChild(pendingCard(u)); });
       });
@@ -358,6 +360,7 @@
     return p;
   }
   var reportsPager = pager('reports-prev', 'reports-next');
+  var pendingPager = pager('pending-prev', 'pending-next');
   var phonesPager = pager('phones-prev', 'phones-next');
   $('reports-filter').addEventListener('submit', function (ev) { ev.preventDefault(); reportsPager.reset(); refresh(true); });
   $('phones-filter').addEventListener('submit', function (ev) { ev.preventDefault(); phonesPager.reset(); refresh(true); });
