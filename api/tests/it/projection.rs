@@ -130,12 +130,7 @@ async fn activity(s: &Stack) {
     // (reanalysis_batches).
     let token = crate::tasks::register_worker(s, &admin, "projection").await;
     let done = crate::tasks::upload_and_submit(s, serde_json::json!({})).await;
-    let wid = events::worker::token_worker_id(&token).unwrap();
-    let client = async_nats::ConnectOptions::with_token(token)
-        .custom_inbox_prefix(events::worker::inbox_prefix(wid))
-        .connect(s.nats.url())
-        .await
-        .unwrap();
+    let (wid, client) = crate::tasks::worker_client(s, &token).await;
     let started = events::task::WorkerResult::Started {
         task_id: done.parse().unwrap(),
         worker_id: wid,
@@ -150,16 +145,8 @@ async fn activity(s: &Stack) {
             ..Default::default()
         }),
     };
-    let wjs = async_nats::jetstream::new(client);
     for result in [started, completed] {
-        wjs.publish(
-            events::task::results_subject(wid),
-            serde_json::to_vec(&result).unwrap().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+        crate::tasks::publish_result(&client, wid, &result).await;
     }
     crate::tasks::wait_status(s, &done, "completed", std::time::Duration::from_secs(20)).await;
     let r = s

@@ -287,15 +287,7 @@ async fn a_submitted_recording_is_analysed_by_a_worker_end_to_end() {
 
     // Results for tasks this worker does not hold are refused (and logged): a second completion
     // of a finished task, a completion of a task that does not exist.
-    let client = async_nats::ConnectOptions::with_token(token.clone())
-        .custom_inbox_prefix(events::worker::inbox_prefix(
-            events::worker::token_worker_id(&token).unwrap(),
-        ))
-        .connect(s.nats.url())
-        .await
-        .unwrap();
-    let wjs = async_nats::jetstream::new(client);
-    let worker_id = events::worker::token_worker_id(&token).unwrap();
+    let (worker_id, client) = worker_client(&s, &token).await;
     let late: events::task::AnalysisResult = serde_json::from_value(result.clone()).unwrap();
     for task_id in [id.parse().unwrap(), uuid::Uuid::new_v4()] {
         let forged = events::task::WorkerResult::Completed {
@@ -304,14 +296,7 @@ async fn a_submitted_recording_is_analysed_by_a_worker_end_to_end() {
             delivery: None,
             result: Box::new(late.clone()),
         };
-        wjs.publish(
-            events::task::results_subject(worker_id),
-            serde_json::to_vec(&forged).unwrap().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+        publish_result(&client, worker_id, &forged).await;
     }
     let drained = testkit::eventually(std::time::Duration::from_secs(10), || {
         let js = js_api.clone();
@@ -346,6 +331,34 @@ async fn tighten_workers_consumer(s: &Stack, ack_wait: std::time::Duration, max_
     cfg.ack_wait = ack_wait;
     cfg.max_deliver = max_deliver;
     stream.update_consumer(cfg).await.unwrap();
+}
+
+/// A worker's own NATS connection (its token, its private inbox), as the worker binary makes it.
+pub async fn worker_client(s: &Stack, token: &str) -> (uuid::Uuid, async_nats::Client) {
+    let id = events::worker::token_worker_id(token).unwrap();
+    let client = async_nats::ConnectOptions::with_token(token.to_owned())
+        .custom_inbox_prefix(events::worker::inbox_prefix(id))
+        .connect(s.nats.url())
+        .await
+        .unwrap();
+    (id, client)
+}
+
+/// Publishes `result` on `worker`'s result subject and waits until JetStream stored it.
+pub async fn publish_result(
+    client: &async_nats::Client,
+    worker: uuid::Uuid,
+    result: &events::task::WorkerResult,
+) {
+    async_nats::jetstream::new(client.clone())
+        .publish(
+            events::task::results_subject(worker),
+            serde_json::to_vec(result).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
 }
 
 pub async fn register_worker(s: &Stack, admin: &str, name: &str) -> String {
@@ -1030,34 +1043,11 @@ async fn a_worker_can_neither_finish_nor_ack_a_job_another_worker_holds() {
     use async_nats::jetstream::consumer::PullConsumer;
     let s = Stack::start().await;
     let admin = s.token(&s.seed().await).await;
-    let connect = |token: String| {
-        let url = s.nats.url();
-        async move {
-            let id = events::worker::token_worker_id(&token).unwrap();
-            let client = async_nats::ConnectOptions::with_token(token)
-                .custom_inbox_prefix(events::worker::inbox_prefix(id))
-                .connect(url)
-                .await
-                .unwrap();
-            (id, client)
-        }
-    };
-    let (holder, holder_client) = connect(register_worker(&s, &admin, "holder").await).await;
-    let (thief, thief_client) = connect(register_worker(&s, &admin, "thief").await).await;
+    let (holder, holder_client) =
+        worker_client(&s, &register_worker(&s, &admin, "holder").await).await;
+    let (thief, thief_client) =
+        worker_client(&s, &register_worker(&s, &admin, "thief").await).await;
     let holder_js = async_nats::jetstream::new(holder_client.clone());
-    let thief_js = async_nats::jetstream::new(thief_client.clone());
-    let publish = |js: async_nats::jetstream::Context,
-                   worker: uuid::Uuid,
-                   r: events::task::WorkerResult| async move {
-        js.publish(
-            events::task::results_subject(worker),
-            serde_json::to_vec(&r).unwrap().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    };
 
     let id = upload_and_submit(&s, json!({})).await;
     let task_id: uuid::Uuid = id.parse().unwrap();
@@ -1075,10 +1065,10 @@ async fn a_worker_can_neither_finish_nor_ack_a_job_another_worker_holds() {
         .unwrap();
     let job = futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
     let delivery = Some(job.info().unwrap().delivered as u64);
-    publish(
-        holder_js.clone(),
+    publish_result(
+        &holder_client,
         holder,
-        events::task::WorkerResult::Started {
+        &events::task::WorkerResult::Started {
             task_id,
             worker_id: holder,
             delivery,
@@ -1092,10 +1082,10 @@ async fn a_worker_can_neither_finish_nor_ack_a_job_another_worker_holds() {
         verdict: "safe".into(),
         ..Default::default()
     };
-    publish(
-        thief_js.clone(),
+    publish_result(
+        &thief_client,
         thief,
-        events::task::WorkerResult::Completed {
+        &events::task::WorkerResult::Completed {
             task_id,
             worker_id: thief,
             delivery,
@@ -1103,10 +1093,10 @@ async fn a_worker_can_neither_finish_nor_ack_a_job_another_worker_holds() {
         },
     )
     .await;
-    publish(
-        thief_js.clone(),
+    publish_result(
+        &thief_client,
         thief,
-        events::task::WorkerResult::Failed {
+        &events::task::WorkerResult::Failed {
             task_id,
             worker_id: thief,
             delivery,
@@ -1137,10 +1127,10 @@ async fn a_worker_can_neither_finish_nor_ack_a_job_another_worker_holds() {
     assert_eq!(count_events(&s, "TaskFailed").await, 0);
 
     // The holder's own result and ack go through.
-    publish(
-        holder_js,
+    publish_result(
+        &holder_client,
         holder,
-        events::task::WorkerResult::Completed {
+        &events::task::WorkerResult::Completed {
             task_id,
             worker_id: holder,
             delivery,
