@@ -59,17 +59,51 @@ fn stripe(aggregate_type: &str, id: &str) -> &'static Mutex<()> {
     &locks[(h.finish() as usize) % STRIPES]
 }
 
+/// Why a command did not produce its events. The aggregate's own refusal stays typed
+/// (`Domain`), so callers decide on domain outcomes, not on HTTP codes; the HTTP layer maps it
+/// with `From<CommandError<E>> for ApiError`.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// The aggregate refused the command.
+    #[error(transparent)]
+    Domain(E),
+    /// Other writers kept changing the aggregate (after every retry).
+    #[error("the resource was changed concurrently; retry")]
+    Conflict,
+    /// The event store could not be reached.
+    #[error("the event store is unavailable")]
+    Unavailable,
+    /// Anything else (a stored event that does not read back, an unexpected database error).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl<E: std::error::Error> From<AggregateError<E>> for CommandError<E> {
+    fn from(err: AggregateError<E>) -> Self {
+        match err {
+            AggregateError::UserError(e) => CommandError::Domain(e),
+            AggregateError::AggregateConflict => CommandError::Conflict,
+            AggregateError::DatabaseConnectionError(_) => CommandError::Unavailable,
+            AggregateError::DeserializationError(e) => CommandError::Internal(e.to_string()),
+            AggregateError::UnexpectedError(e) => match e.downcast::<sqlx::Error>() {
+                Ok(sql) if common::db::is_unavailable(&sql) => CommandError::Unavailable,
+                Ok(sql) => CommandError::Internal(sql.to_string()),
+                Err(e) => CommandError::Internal(e.to_string()),
+            },
+        }
+    }
+}
+
 /// Runs `command` on aggregate `id`; returns the command id recorded with its events.
 pub async fn execute<A, ES>(
     cqrs: &CqrsFramework<A, ES>,
     id: &str,
     command: A::Command,
     ctx: &CommandContext,
-) -> Result<Uuid, ApiError>
+) -> Result<Uuid, CommandError<A::Error>>
 where
     A: Aggregate,
     A::Command: Clone,
-    A::Error: Into<ApiError>,
     ES: EventStore<A>,
 {
     let command_id = Uuid::new_v4();
@@ -88,7 +122,7 @@ where
                 let jitter = rand::random::<u64>() % (5 * attempt as u64 + 1);
                 tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
             }
-            Err(e) => return Err(ApiError::from_aggregate(e)),
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -126,4 +160,35 @@ where
                 .map_err(|e| ApiError::Internal(format!("reading back events: {e}")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::voice_task::VoiceTaskError;
+
+    /// Callers decide on the aggregate's own refusal, never on an HTTP code; the HTTP layer
+    /// maps it once.
+    #[test]
+    fn an_aggregates_refusal_stays_typed_and_maps_to_its_http_answer_once() {
+        let refused: CommandError<VoiceTaskError> =
+            AggregateError::UserError(VoiceTaskError::NotHolder).into();
+        assert!(matches!(
+            refused,
+            CommandError::Domain(VoiceTaskError::NotHolder)
+        ));
+        assert!(matches!(
+            ApiError::from(refused),
+            ApiError::Conflict("not_holder", _)
+        ));
+        let raced: CommandError<VoiceTaskError> = AggregateError::AggregateConflict.into();
+        assert!(matches!(raced, CommandError::Conflict));
+        assert!(matches!(
+            ApiError::from(raced),
+            ApiError::Conflict("conflict", _)
+        ));
+        let down: CommandError<VoiceTaskError> =
+            AggregateError::DatabaseConnectionError("refused".into()).into();
+        assert!(matches!(ApiError::from(down), ApiError::Unavailable(_)));
+    }
 }

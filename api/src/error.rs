@@ -84,24 +84,13 @@ impl ApiError {
         }
     }
 
-    /// Maps a command's failure; the domain error decides its own status.
+    /// Maps a failure of the event store or of a command; the domain error decides its own
+    /// status (the same mapping as `From<CommandError<E>>`).
     pub fn from_aggregate<E>(err: AggregateError<E>) -> Self
     where
         E: std::error::Error + Into<ApiError>,
     {
-        match err {
-            AggregateError::UserError(e) => e.into(),
-            AggregateError::AggregateConflict => ApiError::Conflict(
-                "conflict",
-                "the resource was changed concurrently; retry".into(),
-            ),
-            AggregateError::DatabaseConnectionError(_) => ApiError::Unavailable("postgres"),
-            AggregateError::DeserializationError(e) => ApiError::Internal(e.to_string()),
-            AggregateError::UnexpectedError(e) => match e.downcast::<sqlx::Error>() {
-                Ok(sql) => ApiError::from_db(*sql),
-                Err(e) => ApiError::Internal(e.to_string()),
-            },
-        }
+        crate::commands::CommandError::from(err).into()
     }
 }
 
@@ -174,6 +163,24 @@ impl From<FormRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::unprocessable("invalid_query", r.body_text())
+    }
+}
+
+impl<E> From<crate::commands::CommandError<E>> for ApiError
+where
+    E: std::error::Error + Into<ApiError>,
+{
+    fn from(e: crate::commands::CommandError<E>) -> Self {
+        use crate::commands::CommandError::*;
+        match e {
+            Domain(e) => e.into(),
+            Conflict => ApiError::Conflict(
+                "conflict",
+                "the resource was changed concurrently; retry".into(),
+            ),
+            Unavailable => ApiError::Unavailable("postgres"),
+            Internal(cause) => ApiError::Internal(cause),
+        }
     }
 }
 

@@ -22,8 +22,8 @@ use events::Envelope;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::commands::{execute, CommandContext};
-use crate::domain::voice_task::{Attempt, TaskStatus, VoiceTask, VoiceTaskCommand};
+use crate::commands::{execute, CommandContext, CommandError};
+use crate::domain::voice_task::{Attempt, TaskStatus, VoiceTask, VoiceTaskCommand, VoiceTaskError};
 use crate::error::ApiError;
 
 /// How long a worker's audio link stays valid (a job may wait in the queue).
@@ -179,8 +179,20 @@ pub async fn file_call_evidence(
     Ok(())
 }
 
-/// Records one worker result. `Err` only for a transient failure (the message is retried).
-pub async fn record_result(s: &AppState, subject: &str, payload: &[u8]) -> Result<(), ApiError> {
+/// Why a worker result is to be tried again later.
+#[derive(Debug, thiserror::Error)]
+pub enum NotYet {
+    /// The run's start is not recorded yet (a redelivered `Started` may be behind this result).
+    #[error("the run's start is not recorded yet")]
+    NotStarted,
+    /// Postgres unreachable, a write conflict that outlasted its retries, and the like.
+    #[error("{0}")]
+    Transient(String),
+}
+
+/// Records one worker result. `Err` only for what may work later (the message is retried);
+/// a result the task refuses is logged, counted and dropped.
+pub async fn record_result(s: &AppState, subject: &str, payload: &[u8]) -> Result<(), NotYet> {
     let result: WorkerResult = match serde_json::from_slice(payload) {
         Ok(r) => r,
         Err(e) => {
@@ -245,15 +257,14 @@ pub async fn record_result(s: &AppState, subject: &str, payload: &[u8]) -> Resul
     let ctx = CommandContext::new(format!("worker:{worker}"), None);
     match execute(&s.voice_tasks, &task.to_string(), cmd, &ctx).await {
         Ok(_) => Ok(()),
-        // The run's start may still be on its way (a redelivered `Started` behind this result):
-        // retried, a bounded number of times (see `intake`).
-        Err(e @ ApiError::Conflict("not_started", _)) => Err(e),
-        Err(ApiError::Conflict(..) | ApiError::Unprocessable(..)) => {
-            tracing::warn!(%task, %worker, "result for a task this worker does not hold; refused");
+        // Retried, a bounded number of times (see `intake`).
+        Err(CommandError::Domain(VoiceTaskError::NotStarted)) => Err(NotYet::NotStarted),
+        Err(CommandError::Domain(refusal)) => {
+            tracing::warn!(%task, %worker, %refusal, "result for a task this worker does not hold; refused");
             metrics::counter!("worker_results_refused_total").increment(1);
             Ok(())
         }
-        Err(e) => Err(e),
+        Err(e) => Err(NotYet::Transient(e.to_string())),
     }
 }
 
@@ -266,7 +277,7 @@ async fn intake(s: &AppState, msg: jetstream::Message) {
         Ok(()) => {
             let _ = msg.ack().await;
         }
-        Err(ApiError::Conflict("not_started", _))
+        Err(NotYet::NotStarted)
             if msg
                 .info()
                 .map_or(true, |i| i.delivered >= NOT_STARTED_RETRIES) =>

@@ -12,9 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::commands::{execute, CommandContext};
+use api::commands::{execute, CommandContext, CommandError};
 use api::domain::voice_task::{TaskStatus, VoiceTask, VoiceTaskCommand};
-use api::error::ApiError;
 use api::pipeline::Dispatcher;
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use futures::StreamExt;
@@ -102,7 +101,7 @@ impl TaskCare {
                     tracing::warn!(task = %job.task_id, deliveries, "task failed after its last delivery");
                 }
                 // Completed or failed meanwhile: nothing to do.
-                Err(ApiError::Conflict(..)) => {}
+                Err(CommandError::Domain(_)) => {}
                 Err(e) => anyhow::bail!("failing task {}: {e}", job.task_id),
             }
         }

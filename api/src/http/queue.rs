@@ -275,8 +275,10 @@ pub async fn reanalyse(
         // A task that changed meanwhile (another batch took it) is skipped, not an error.
         match execute(&s.voice_tasks, &id.to_string(), cmd, &ctx).await {
             Ok(_) => requested += 1,
-            Err(ApiError::Conflict(..)) => {}
-            Err(e) => return Err(e),
+            Err(
+                crate::commands::CommandError::Domain(_) | crate::commands::CommandError::Conflict,
+            ) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     metrics::counter!("voice_tasks_reanalysis_requested_total").increment(requested as u64);

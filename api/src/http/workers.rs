@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::extract::{Json, RequestId};
 use crate::app::AppState;
 use crate::auth::AdminSession;
-use crate::commands::execute;
-use crate::domain::worker::{hash_token, new_token, WorkerCommand};
+use crate::commands::{execute, CommandError};
+use crate::domain::worker::{hash_token, new_token, WorkerCommand, WorkerError};
 use crate::error::{ApiError, Result};
 
 /// A worker is online when its last heartbeat is at most this old.
@@ -121,8 +121,8 @@ pub async fn revoke(
     .await
     {
         // Revoking twice is harmless: the credential is void either way.
-        Ok(_) | Err(ApiError::Conflict("already_revoked", _)) => {}
-        Err(e) => return Err(e),
+        Ok(_) | Err(CommandError::Domain(WorkerError::AlreadyRevoked)) => {}
+        Err(e) => return Err(e.into()),
     }
     crate::workers::disconnect(&s, id).await;
     tracing::info!(worker = %id, "worker revoked");
