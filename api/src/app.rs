@@ -429,19 +429,11 @@ async fn ensure_topology(
     replicas: usize,
     shutdown: impl Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match topology::ensure(&js, replicas).await {
-            Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, "JetStream topology not ready; retrying"),
-        }
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+    common::shutdown::supervise("JetStream topology", shutdown, || async {
+        topology::ensure(&js, replicas).await?;
+        Ok(common::shutdown::Next::Stop)
+    })
+    .await
 }
 
 /// Serves the api on `listener` until `shutdown`, then drains background work.

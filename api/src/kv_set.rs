@@ -9,7 +9,6 @@ use std::hash::Hash;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use async_nats::jetstream::{self, kv::Operation};
 use futures::StreamExt;
@@ -125,23 +124,12 @@ where
         js: jetstream::Context,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        tokio::pin!(shutdown);
-        let mut delay = Duration::from_millis(200);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                result = self.watch_once(&js) => {
-                    if let Err(e) = result {
-                        tracing::warn!(bucket = self.bucket, error = %e, "kv watch failed; retrying");
-                    }
-                }
-            }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+        let what = format!("kv watch of {}", self.bucket);
+        common::shutdown::supervise(&what, shutdown, || async {
+            self.watch_once(&js).await?;
+            Ok(common::shutdown::Next::Again)
+        })
+        .await
     }
 
     async fn watch_once(&self, js: &jetstream::Context) -> anyhow::Result<()> {

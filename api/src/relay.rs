@@ -58,24 +58,11 @@ impl Relay {
     /// Relays until `shutdown`. Stands by while another relay holds the lock; takes over when it
     /// goes away. Errors (Postgres or NATS down) are logged and retried with back-off.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut delay = Duration::from_millis(200);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                result = self.lead() => match result {
-                    Ok(()) => delay = Duration::from_millis(200),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "relay interrupted; retrying");
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-        }
+        common::shutdown::supervise("relay", shutdown, || async {
+            self.lead().await?;
+            Ok(common::shutdown::Next::Again)
+        })
+        .await
     }
 
     /// Takes the lock and relays until an error. Returns `Ok` when another relay is active.

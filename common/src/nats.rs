@@ -66,7 +66,7 @@ pub fn is_connected(client: &Client) -> bool {
 /// `shutdown`. The consumer is looked up, or created from `config` when it is missing, on every
 /// (re)connection, so a consumer deleted while the service runs comes back by itself; pulls
 /// carry a 5 s idle heartbeat, so a vanished consumer is noticed within seconds. Failures are
-/// retried with a delay doubling from 200 ms to 5 s.
+/// retried by the one supervisor ([`crate::shutdown::supervise`]).
 pub async fn consume<F, Fut>(
     js: async_nats::jetstream::Context,
     stream: &'static str,
@@ -79,46 +79,22 @@ pub async fn consume<F, Fut>(
 {
     use futures::StreamExt;
     let name = config.durable_name.clone().unwrap_or_default();
-    tokio::pin!(shutdown);
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let messages = async {
-            let consumer = js
-                .get_stream(stream)
-                .await?
-                .get_or_create_consumer(&name, config.clone())
-                .await?;
-            anyhow::Ok(
-                consumer
-                    .stream()
-                    .heartbeat(Duration::from_secs(5))
-                    .messages()
-                    .await?,
-            )
-        };
-        match tokio::select! { _ = &mut shutdown => return, m = messages => m } {
-            Ok(mut messages) => loop {
-                tokio::select! {
-                    _ = &mut shutdown => return,
-                    m = messages.next() => match m {
-                        Some(Ok(msg)) => {
-                            delay = Duration::from_millis(200);
-                            step(msg).await
-                        }
-                        Some(Err(e)) => {
-                            tracing::warn!(error = %e, consumer = name, "pull failed; reconnecting");
-                            break;
-                        }
-                        None => break,
-                    }
-                }
-            },
-            Err(e) => tracing::warn!(error = %e, consumer = name, "consumer unavailable; retrying"),
+    let what = format!("consumer {name}");
+    crate::shutdown::supervise(&what, shutdown, || async {
+        let consumer = js
+            .get_stream(stream)
+            .await?
+            .get_or_create_consumer(&name, config.clone())
+            .await?;
+        let mut messages = consumer
+            .stream()
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await?;
+        while let Some(msg) = messages.next().await {
+            step(msg?).await;
         }
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+        anyhow::bail!("the message stream ended")
+    })
+    .await
 }

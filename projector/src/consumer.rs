@@ -38,22 +38,11 @@ impl Projector {
     /// Consumes until `shutdown`, retrying after errors. A batch cut off by shutdown rolls back
     /// and is redelivered: nothing is lost or applied twice.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut delay = Duration::from_millis(200);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                result = self.consume() => match result {
-                    Ok(()) => delay = Duration::from_millis(200),
-                    Err(e) => tracing::warn!(error = %e, "projector interrupted; retrying"),
-                },
-            }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+        common::shutdown::supervise("projector", shutdown, || async {
+            self.consume().await?;
+            Ok(common::shutdown::Next::Again)
+        })
+        .await
     }
 
     /// Pulls continuously; each batch is what has already arrived (up to `batch_size`), so an

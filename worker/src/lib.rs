@@ -314,26 +314,16 @@ impl Worker {
     /// Pulls and analyses jobs, and sends heartbeats, until `shutdown`. Jobs in progress at
     /// shutdown are left unacknowledged and redelivered to another worker.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
         let _heartbeat = AbortOnDrop(tokio::spawn(heartbeats(
             self.client.clone(),
             self.id,
             self.stats.clone(),
         )));
-        let mut delay = Duration::from_millis(500);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                r = self.consume() => if let Err(e) = r {
-                    tracing::warn!(error = %e, "job stream interrupted; retrying");
-                }
-            }
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(10));
-        }
+        common::shutdown::supervise("job stream", shutdown, || async {
+            self.consume().await?;
+            Ok(common::shutdown::Next::Again)
+        })
+        .await;
         let _ = self.client.flush().await;
     }
 
