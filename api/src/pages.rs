@@ -17,7 +17,7 @@ use minijinja::{context, Environment};
 use std::sync::OnceLock;
 
 use crate::app::AppState;
-use crate::http::page::PageQuery;
+use crate::http::paging::PageQuery;
 use crate::http::reports::{blacklist_json, BlacklistQuery};
 
 const TEMPLATES: &[(&str, &str)] = &[

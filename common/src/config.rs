@@ -66,6 +66,14 @@ pub struct Connections {
 }
 
 impl Connections {
+    /// A lazy Postgres pool of at most `max_connections`, with the migrations applied (retried
+    /// for a while: Postgres may still be starting).
+    pub async fn migrated_pool(&self, max_connections: u32) -> anyhow::Result<sqlx::PgPool> {
+        let pool = crate::db::connect_lazy(&self.database_url, max_connections)?;
+        crate::db::migrate_with_retry(&pool, 30).await?;
+        Ok(pool)
+    }
+
     pub fn nats_auth(&self) -> NatsAuth {
         NatsAuth {
             user: self.nats_user.clone(),

@@ -78,7 +78,7 @@ impl Envelope {
         stored_payload: Value,
         metadata: &Value,
     ) -> Self {
-        let mut payload = untag(event_type, stored_payload);
+        let mut payload = version::untag(event_type, stored_payload);
         redact(&mut payload);
         let meta = |k: &str| metadata.get(k).and_then(Value::as_str).map(str::to_owned);
         Envelope {
@@ -129,16 +129,6 @@ impl Envelope {
     }
 }
 
-/// `{"AdminCreated": {...}}` → `{...}`; anything else is returned as is.
-pub fn untag(event_type: &str, payload: Value) -> Value {
-    match payload {
-        Value::Object(mut map) if map.len() == 1 && map.contains_key(event_type) => {
-            map.remove(event_type).unwrap_or(Value::Null)
-        }
-        other => other,
-    }
-}
-
 /// Removes [`SECRET_FIELDS`] from a payload object.
 pub fn redact(payload: &mut Value) {
     if let Value::Object(map) = payload {
@@ -153,6 +143,41 @@ mod tests {
     use super::*;
     use crate::admin::AdminEvent;
     use serde_json::json;
+
+    /// `decode` walks the payload through its upcaster table before parsing it.
+    #[test]
+    fn decode_upcasts_an_old_payload_first() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        #[serde(rename_all = "camelCase")]
+        struct Renamed {
+            first_name: String,
+        }
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        enum Ev {
+            Renamed(Renamed),
+        }
+        fn v1_to_v2(p: serde_json::Value) -> serde_json::Value {
+            json!({"firstName": p["name"]})
+        }
+        const TABLE: &[Upcaster] = &[Upcaster {
+            event_type: "Renamed",
+            from: "1",
+            to: "2",
+            upgrade: v1_to_v2,
+        }];
+        let env = Envelope::from_stored(
+            "person",
+            "p1",
+            1,
+            chrono::Utc::now(),
+            "Renamed",
+            "1",
+            json!({"Renamed": {"name": "Ann"}}),
+            &json!({}),
+        );
+        let Ev::Renamed(r) = env.decode::<Ev>(TABLE).unwrap();
+        assert_eq!(r.first_name, "Ann");
+    }
 
     fn stored() -> Envelope {
         Envelope::from_stored(

@@ -14,6 +14,7 @@
 
 pub mod apply;
 pub mod consumer;
+pub mod effects;
 pub mod readmodels;
 pub mod rebuild;
 pub mod replay;

@@ -54,8 +54,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Relay(conn) => {
             common::telemetry::init(&conn.log_format);
-            let pool = common::db::connect_lazy(&conn.database_url, 4)?;
-            common::db::migrate_with_retry(&pool, 30).await?;
+            let pool = conn.migrated_pool(4).await?;
             let nats = common::nats::connect(&conn.nats_url, "relay", &conn.nats_auth()).await?;
             let js = async_nats::jetstream::new(nats.clone());
             api::relay::Relay::new(pool, js)
@@ -66,10 +65,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Setup(conn) => {
             common::telemetry::init(&conn.log_format);
-            let pool = common::db::connect_lazy(&conn.database_url, 2)?;
-            common::db::migrate_with_retry(&pool, 30)
-                .await
-                .context("migrations")?;
+            conn.migrated_pool(2).await.context("migrations")?;
             let nats = common::nats::connect(&conn.nats_url, "setup", &conn.nats_auth()).await?;
             let js = async_nats::jetstream::new(nats);
             events::topology::ensure(&js, conn.jetstream_replicas).await?;
@@ -78,8 +74,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::WorkerRegister { conn, name } => {
             common::telemetry::init(&conn.log_format);
-            let pool = common::db::connect_lazy(&conn.database_url, 2)?;
-            common::db::migrate_with_retry(&pool, 30).await?;
+            let pool = conn.migrated_pool(2).await?;
             let workers = cqrs_es::CqrsFramework::new(
                 api::app::event_store::<api::domain::worker::Worker>(
                     &pool,
@@ -103,8 +98,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::AdminCreate(conn) => {
             common::telemetry::init(&conn.log_format);
-            let pool = common::db::connect_lazy(&conn.database_url, 2)?;
-            common::db::migrate_with_retry(&pool, 30).await?;
+            let pool = conn.migrated_pool(2).await?;
             let passwords = api::passwords::Passwords::default();
             let admins = cqrs_es::CqrsFramework::new(
                 api::app::event_store::<api::domain::admin::Admin>(&pool, events::admin::UPCASTERS),
@@ -134,8 +128,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(conn) => {
             common::telemetry::init(&conn.log_format);
-            let pool = common::db::connect_lazy(&conn.database_url, 2)?;
-            common::db::migrate_with_retry(&pool, 30).await?;
+            conn.migrated_pool(2).await?;
             tracing::info!("database migrated");
             Ok(())
         }

@@ -1,11 +1,12 @@
 //! HTTP: routes, request metrics, request ids, body limits.
 
 pub mod admin;
+mod admin_tasks;
 pub mod docs;
 pub mod extract;
-pub mod page;
+mod ip_bans;
+pub mod paging;
 pub mod phones;
-mod queue;
 pub mod reports;
 mod tasks;
 mod workers;
@@ -14,18 +15,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use common::ops::Readiness;
-use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
-use crate::client_ip::{resolve, BannedIp, ClientIp};
 use crate::error;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -64,15 +63,15 @@ pub fn router(state: AppState, readiness: Readiness, limits: Limits) -> Router {
         .route("/admin/phones/{id}/approve", post(phones::approve))
         .route("/admin/phones/{id}/reject", post(phones::reject))
         .route("/admin/phones/{id}", axum::routing::delete(phones::delete))
-        .route("/admin/tasks", get(queue::list))
+        .route("/admin/tasks", get(admin_tasks::list))
         .route(
             "/admin/tasks/retry-all-failed",
-            post(queue::retry_all_failed),
+            post(admin_tasks::retry_all_failed),
         )
-        .route("/admin/tasks/{id}/retry", post(queue::retry))
-        .route("/admin/tasks/reanalyse", post(queue::reanalyse))
-        .route("/admin/tasks/reanalyses", get(queue::reanalyses))
-        .route("/admin/queue/stats", get(queue::stats))
+        .route("/admin/tasks/{id}/retry", post(admin_tasks::retry))
+        .route("/admin/tasks/reanalyse", post(admin_tasks::reanalyse))
+        .route("/admin/tasks/reanalyses", get(admin_tasks::reanalyses))
+        .route("/admin/queue/stats", get(admin_tasks::stats))
         .route("/admin/workers", post(workers::register).get(workers::list))
         .route(
             "/admin/workers/{id}",
@@ -118,7 +117,10 @@ pub fn router(state: AppState, readiness: Readiness, limits: Limits) -> Router {
         ))
         .layer(cors(&state.web.host_platform_origins))
         // Outermost: a banned IP is refused before any other processing (counted, not traced).
-        .layer(middleware::from_fn_with_state(state, refuse_banned_ips))
+        .layer(middleware::from_fn_with_state(
+            state,
+            ip_bans::refuse_banned_ips,
+        ))
 }
 
 /// Longest client-supplied `X-Request-Id` kept.
@@ -294,45 +296,4 @@ async fn track(req: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     resp
-}
-
-/// Paths a banned IP may still reach (API.md): the public blacklist, the ban check, admin
-/// endpoints (`/admin/*` and the admin-only `/report/*` ones, so a moderator behind a banned
-/// address can still review) and the operational ones.
-fn open_to_banned_ips(path: &str) -> bool {
-    matches!(
-        path,
-        "/api/v1/report/blacklist"
-            | "/api/v1/report/check-ban"
-            | "/api/v1/report/pending"
-            | "/api/v1/report/stats"
-            | "/api/v1/report/reports"
-            | "/healthz"
-            | "/readyz"
-            | "/metrics"
-    ) || path.starts_with("/api/v1/admin/")
-        || path.starts_with("/api/v1/report/review/")
-        || path.starts_with("/docs")
-        // A banned user still sees why: the ban notice, the public blacklist, their assets.
-        || matches!(path, "/blacklist" | "/ban-notice" | "/admin")
-        || path.starts_with("/static/")
-}
-
-/// Refuses requests from banned IPs before any other processing: one hash-set probe.
-async fn refuse_banned_ips(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
-    let ip = resolve(req.extensions(), req.headers(), &s.trusted_proxies);
-    req.extensions_mut().insert(ClientIp(ip));
-    if !open_to_banned_ips(req.uri().path()) && s.banned_ips.contains_group(&BannedIp(ip)) {
-        s.evasion.record();
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({
-                "error": "access_denied",
-                "banned": true,
-                "message": "Your IP address has been banned for violating the community rules.",
-            })),
-        )
-            .into_response();
-    }
-    next.run(req).await
 }

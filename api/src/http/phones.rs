@@ -13,7 +13,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::extract::{optional_text, Json, Query, RequestId};
-use super::page::{split_page, PageQuery};
+use super::paging::{split_page, PageQuery};
 use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::client_ip::ClientIp;

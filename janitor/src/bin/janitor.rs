@@ -50,10 +50,7 @@ async fn main() -> anyhow::Result<()> {
             s3,
         } => {
             common::telemetry::init(&conn.log_format);
-            let pool = common::db::connect_lazy(&conn.database_url, 4)?;
-            common::db::migrate_with_retry(&pool, 30)
-                .await
-                .context("migrations")?;
+            let pool = conn.migrated_pool(4).await.context("migrations")?;
             let nats = common::nats::connect(&conn.nats_url, "janitor", &conn.nats_auth()).await?;
             let care = janitor::tasks::TaskCare::new(
                 pool.clone(),

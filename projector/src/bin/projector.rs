@@ -53,8 +53,8 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run { conn, http_addr } => {
             common::telemetry::init(&conn.log_format);
-            let pool = common::db::connect_lazy(&conn.database_url, conn.database_max_connections)?;
-            common::db::migrate_with_retry(&pool, 30)
+            let pool = conn
+                .migrated_pool(conn.database_max_connections)
                 .await
                 .context("migrations")?;
             let nats =
@@ -77,8 +77,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Rebuild { conn } => {
             common::telemetry::init(&conn.log_format);
-            let pool = common::db::connect_lazy(&conn.database_url, 2)?;
-            common::db::migrate_with_retry(&pool, 30).await?;
+            let pool = conn.migrated_pool(2).await?;
             let nats =
                 common::nats::connect(&conn.nats_url, "projector-rebuild", &conn.nats_auth())
                     .await?;

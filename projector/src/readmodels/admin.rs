@@ -5,7 +5,7 @@ use events::topology::ADMIN_REVOKED_BUCKET;
 use events::Envelope;
 use sqlx::PgConnection;
 
-use crate::apply::{ApplyError, Effects};
+use crate::effects::{ApplyError, Effects};
 
 fn poison(e: events::DecodeError) -> ApplyError {
     ApplyError::Poison(e.to_string())

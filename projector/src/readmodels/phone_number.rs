@@ -11,7 +11,7 @@ use events::Envelope;
 use serde_json::json;
 use sqlx::PgConnection;
 
-use crate::apply::{ApplyError, Effects};
+use crate::effects::{ApplyError, Effects};
 
 pub async fn apply(
     tx: &mut PgConnection,

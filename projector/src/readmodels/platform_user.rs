@@ -9,7 +9,7 @@ use events::topology::IP_BANS_BUCKET;
 use events::Envelope;
 use sqlx::PgConnection;
 
-use crate::apply::{ApplyError, Effects};
+use crate::effects::{ApplyError, Effects};
 
 /// Creates the user's row on first sight (a reported user may never have made a request).
 async fn ensure_user(tx: &mut PgConnection, env: &Envelope) -> Result<(), sqlx::Error> {

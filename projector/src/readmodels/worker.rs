@@ -5,7 +5,7 @@ use events::Envelope;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::apply::ApplyError;
+use crate::effects::ApplyError;
 
 pub async fn apply(tx: &mut PgConnection, env: &Envelope) -> Result<(), ApplyError> {
     let event: WorkerEvent = env

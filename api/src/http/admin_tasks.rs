@@ -10,7 +10,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::extract::{Query, RequestId};
-use super::page::{split_page, PageQuery};
+use super::paging::{split_page, PageQuery};
 use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::commands::execute;

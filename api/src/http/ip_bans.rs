@@ -1,0 +1,57 @@
+//! The IP-ban check: every request from a banned address (or IPv6 network) is refused before
+//! any other processing, except the paths a banned user may still reach.
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::client_ip::{resolve, BannedIp, ClientIp};
+
+/// Paths a banned IP may still reach (API.md): the public blacklist, the ban check, admin
+/// endpoints (`/admin/*` and the admin-only `/report/*` ones, so a moderator behind a banned
+/// address can still review) and the operational ones.
+fn open_to_banned_ips(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/v1/report/blacklist"
+            | "/api/v1/report/check-ban"
+            | "/api/v1/report/pending"
+            | "/api/v1/report/stats"
+            | "/api/v1/report/reports"
+            | "/healthz"
+            | "/readyz"
+            | "/metrics"
+    ) || path.starts_with("/api/v1/admin/")
+        || path.starts_with("/api/v1/report/review/")
+        || path.starts_with("/docs")
+        // A banned user still sees why: the ban notice, the public blacklist, their assets.
+        || matches!(path, "/blacklist" | "/ban-notice" | "/admin")
+        || path.starts_with("/static/")
+}
+
+/// Refuses requests from banned IPs before any other processing: one hash-set probe.
+pub async fn refuse_banned_ips(
+    State(s): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let ip = resolve(req.extensions(), req.headers(), &s.trusted_proxies);
+    req.extensions_mut().insert(ClientIp(ip));
+    if !open_to_banned_ips(req.uri().path()) && s.banned_ips.contains_group(&BannedIp(ip)) {
+        s.evasion.record();
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({
+                "error": "access_denied",
+                "banned": true,
+                "message": "Your IP address has been banned for violating the community rules.",
+            })),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
