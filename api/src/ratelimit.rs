@@ -2,9 +2,16 @@
 //! client gets at most N × each limit).
 //!
 //! * [`FailureLimiter`]: failed admin logins, a sliding one-minute window.
-//! * [`RateLimiter`]: public endpoints, GCRA (a token bucket with one timestamp per IP).
+//! * [`RateLimiter`]: public endpoints, GCRA (governor's keyed limiter, one state per key).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::num::NonZeroU32;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::Quota;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -83,52 +90,62 @@ impl FailureLimiter {
     }
 }
 
-/// GCRA: `per_minute` requests a minute per key (an IP, by default), with bursts of up to `burst`.
-pub struct RateLimiter<K = IpAddr> {
-    interval: Duration,
-    burst: Duration,
+/// GCRA (governor's keyed limiter): `per_minute` requests a minute per key (an IP's network, by
+/// default), with bursts of up to `burst`.
+pub struct RateLimiter<K = IpAddr, C = DefaultClock>
+where
+    K: Hash + Eq + Clone,
+    C: Clock,
+{
+    inner: governor::RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<C::Instant>>,
+    clock: C,
     v6_prefix: u8,
-    tat: Mutex<HashMap<K, Instant>>,
 }
 
-impl<K: std::hash::Hash + Eq> RateLimiter<K> {
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
     pub fn new(per_minute: u32, burst: u32) -> Self {
         Self::every(Duration::from_secs(60) / per_minute.max(1), burst)
     }
 
     /// One request per `interval`, with bursts of up to `burst`.
     pub fn every(interval: Duration, burst: u32) -> Self {
-        RateLimiter {
-            interval,
-            burst: interval * burst.max(1),
-            v6_prefix: crate::client_ip::DEFAULT_V6_PREFIX,
-            tat: Mutex::new(HashMap::new()),
-        }
+        Self::with_clock(interval, burst, DefaultClock::default())
     }
 
     /// `per_minute` with bursts of up to a tenth of it (at least 1, at most 60).
     pub fn per_minute(per_minute: u32) -> Self {
         Self::new(per_minute, (per_minute / 10).clamp(1, 60))
     }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock + Clone> RateLimiter<K, C> {
+    /// The same on another clock (tests move a fake one).
+    pub fn with_clock(interval: Duration, burst: u32, clock: C) -> Self {
+        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(interval.max(Duration::from_nanos(1)))
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
+        RateLimiter {
+            inner: governor::RateLimiter::dashmap_with_clock(quota, clock.clone()),
+            clock,
+            v6_prefix: crate::client_ip::DEFAULT_V6_PREFIX,
+        }
+    }
 
     /// `Err(seconds to wait)` when `key` is over its limit; otherwise counts the request.
-    pub fn check_key(&self, key: K, now: Instant) -> Result<(), u64> {
-        let mut tat = self.tat.lock().expect("rate limiter lock");
-        if tat.len() > 200_000 {
-            tat.retain(|_, t| *t > now);
+    pub fn check_key(&self, key: K) -> Result<(), u64> {
+        // Bound memory under a spray of keys: forget those whose state is back to full.
+        if self.inner.len() > 200_000 {
+            self.inner.retain_recent();
         }
-        let current = tat.get(&key).copied().filter(|t| *t > now).unwrap_or(now);
-        let next = current + self.interval;
-        if next > now + self.burst {
-            let wait = next - (now + self.burst);
-            return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
-        }
-        tat.insert(key, next);
-        Ok(())
+        self.inner.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        })
     }
 }
 
-impl RateLimiter<IpAddr> {
+impl<C: Clock + Clone> RateLimiter<IpAddr, C> {
     /// Counts IPv6 clients by their first `prefix` bits (one subscriber's network).
     pub fn with_v6_prefix(mut self, prefix: u8) -> Self {
         self.v6_prefix = prefix;
@@ -136,8 +153,8 @@ impl RateLimiter<IpAddr> {
     }
 
     /// `Err(seconds to wait)` when `ip`'s network is over its limit; otherwise counts it.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
-        self.check_key(crate::client_ip::network(ip, self.v6_prefix), now)
+    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        self.check_key(crate::client_ip::network(ip, self.v6_prefix))
     }
 }
 
@@ -186,30 +203,28 @@ mod tests {
             .reserve("2001:db8:66:0:ffff::3".parse().unwrap(), t0)
             .is_err());
         assert!(l.reserve("2001:db8:67::1".parse().unwrap(), t0).is_ok());
-        let r = RateLimiter::new(60, 1);
-        assert!(r.check("2001:db8:66::1".parse().unwrap(), t0).is_ok());
-        assert!(r.check("2001:db8:66::9".parse().unwrap(), t0).is_err());
-        assert!(r.check("192.0.2.1".parse().unwrap(), t0).is_ok());
+        let r = RateLimiter::<IpAddr>::new(60, 1);
+        assert!(r.check("2001:db8:66::1".parse().unwrap()).is_ok());
+        assert!(r.check("2001:db8:66::9".parse().unwrap()).is_err());
+        assert!(r.check("192.0.2.1".parse().unwrap()).is_ok());
         assert!(
-            r.check("192.0.2.2".parse().unwrap(), t0).is_ok(),
+            r.check("192.0.2.2".parse().unwrap()).is_ok(),
             "IPv4 by address"
         );
     }
 
     #[test]
     fn gcra_allows_the_burst_then_the_rate() {
-        let l = RateLimiter::new(60, 5);
+        let clock = governor::clock::FakeRelativeClock::default();
+        let l = RateLimiter::with_clock(Duration::from_secs(1), 5, clock.clone());
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
-        let t0 = Instant::now();
         for _ in 0..5 {
-            assert!(l.check(ip, t0).is_ok());
+            assert!(l.check(ip).is_ok());
         }
-        assert_eq!(l.check(ip, t0), Err(1));
-        assert!(l.check("192.0.2.10".parse().unwrap(), t0).is_ok(), "per IP");
-        assert!(
-            l.check(ip, t0 + Duration::from_secs(1)).is_ok(),
-            "one more a second"
-        );
-        assert!(l.check(ip, t0 + Duration::from_secs(1)).is_err());
+        assert_eq!(l.check(ip), Err(1));
+        assert!(l.check("192.0.2.10".parse().unwrap()).is_ok(), "per IP");
+        clock.advance(Duration::from_secs(1));
+        assert!(l.check(ip).is_ok(), "one more a second");
+        assert!(l.check(ip).is_err());
     }
 }

@@ -201,10 +201,7 @@ impl ObservedSessions {
         if ip_known {
             return Some(true);
         }
-        let allowed = self
-            .new_ips
-            .check_key(user.to_owned(), std::time::Instant::now())
-            .is_ok();
+        let allowed = self.new_ips.check_key(user.to_owned()).is_ok();
         if !allowed {
             metrics::counter!("user_ip_observations_limited_total").increment(1);
             if profile_known {

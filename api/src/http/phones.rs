@@ -1,7 +1,5 @@
 //! `/client/phones/*` (public) and `/admin/phones/*` (moderation).
 
-use std::time::Instant;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -26,12 +24,10 @@ pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 
 /// 429 with `Retry-After` when `ip` is over `limiter`'s rate.
 pub fn rate_limit(limiter: &RateLimiter, ip: std::net::IpAddr) -> Result<()> {
-    limiter
-        .check(ip, Instant::now())
-        .map_err(|retry_after_secs| {
-            metrics::counter!("rate_limited_total").increment(1);
-            ApiError::RateLimited { retry_after_secs }
-        })
+    limiter.check(ip).map_err(|retry_after_secs| {
+        metrics::counter!("rate_limited_total").increment(1);
+        ApiError::RateLimited { retry_after_secs }
+    })
 }
 
 fn number(raw: &str, region: Option<&str>) -> Result<String> {
