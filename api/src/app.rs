@@ -11,7 +11,6 @@ use common::ops::Readiness;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::CqrsFramework;
 use events::topology;
-use events::version::CqrsUpcaster;
 use postgres_es::{PostgresCqrs, PostgresEventRepository};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -85,14 +84,7 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
 }
 
-/// An event store for `A` over Postgres, reading old payload versions through `upcasters`.
-pub fn event_store<A: cqrs_es::Aggregate>(
-    pool: &PgPool,
-    upcasters: &'static [events::version::Upcaster],
-) -> PersistedEventStore<PostgresEventRepository, A> {
-    PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
-        .with_upcasters(vec![Box::new(CqrsUpcaster(upcasters))])
-}
+pub use write::event_store;
 
 fn cqrs<A: cqrs_es::Aggregate>(
     pool: &PgPool,

@@ -264,3 +264,28 @@ impl From<crate::domain::voice_task::VoiceTaskError> for ApiError {
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::CommandError;
+    use crate::domain::voice_task::VoiceTaskError;
+
+    /// The HTTP layer maps a command's outcome once; each domain error has its own answer.
+    #[test]
+    fn a_command_error_maps_to_its_http_answer() {
+        let refused = CommandError::Domain(VoiceTaskError::NotHolder);
+        assert!(matches!(
+            ApiError::from(refused),
+            ApiError::Conflict("not_holder", _)
+        ));
+        assert!(matches!(
+            ApiError::from(CommandError::<VoiceTaskError>::Conflict),
+            ApiError::Conflict("conflict", _)
+        ));
+        assert!(matches!(
+            ApiError::from(CommandError::<VoiceTaskError>::Unavailable),
+            ApiError::Unavailable(_)
+        ));
+    }
+}

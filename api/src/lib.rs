@@ -8,23 +8,22 @@
 //!  KV admin-revoked ─watch─► kv_set::KvSet (every instance) ─► auth::AdminTokens::verify
 //! ```
 
+/// The write side lives in its own crate; these names keep the api's paths.
+pub use write::{commands, domain, passwords, relay};
+
 pub mod app;
 pub mod auth;
 pub mod callout;
 pub mod client_ip;
-pub mod commands;
 pub mod config;
-pub mod domain;
 pub mod error;
 pub mod evasion;
 pub mod http;
 pub mod kv_set;
 pub mod notifier;
 pub mod pages;
-pub mod passwords;
 pub mod pipeline;
 pub mod ratelimit;
-pub mod relay;
 pub mod session_auth;
 pub mod storage;
 pub mod turnstile;

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod db;
 pub mod nats;
+pub mod net;
 pub mod ops;
 pub mod shutdown;
 pub mod telemetry;

@@ -12,14 +12,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::commands::{execute, CommandContext, CommandError};
-use api::domain::voice_task::{TaskStatus, VoiceTask, VoiceTaskCommand};
 use api::pipeline::Dispatcher;
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use futures::StreamExt;
 use postgres_es::PostgresCqrs;
 use sqlx::PgPool;
 use uuid::Uuid;
+use write::commands::{execute, CommandContext, CommandError};
+use write::domain::voice_task::{TaskStatus, VoiceTask, VoiceTaskCommand};
 
 /// Advisory-lock key of the reconciler ("blrecon").
 const RECONCILE_LOCK: i64 = 0x0062_6c72_6563_6f6e;
@@ -46,12 +46,12 @@ impl TaskCare {
         js: async_nats::jetstream::Context,
         storage: api::storage::Storage,
     ) -> TaskCare {
-        let store = Arc::new(api::app::event_store::<VoiceTask>(
+        let store = Arc::new(write::event_store::<VoiceTask>(
             &pool,
             events::voice_task::UPCASTERS,
         ));
         let tasks = Arc::new(cqrs_es::CqrsFramework::new(
-            api::app::event_store::<VoiceTask>(&pool, events::voice_task::UPCASTERS),
+            write::event_store::<VoiceTask>(&pool, events::voice_task::UPCASTERS),
             vec![],
             (),
         ));

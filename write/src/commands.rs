@@ -12,8 +12,6 @@ use sqlx::PgPool;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-
 /// Metadata key of the id of the command that produced an event.
 pub const META_COMMAND_ID: &str = "commandId";
 
@@ -134,11 +132,10 @@ pub async fn execute_returning<A, ES>(
     id: &str,
     command: A::Command,
     ctx: &CommandContext,
-) -> Result<Vec<A::Event>, ApiError>
+) -> Result<Vec<A::Event>, CommandError<A::Error>>
 where
     A: Aggregate,
     A::Command: Clone,
-    A::Error: Into<ApiError>,
     ES: EventStore<A>,
 {
     let command_id = execute(cqrs, id, command, ctx).await?;
@@ -152,12 +149,18 @@ where
     .bind(command_id.to_string())
     .fetch_all(pool)
     .await
-    .map_err(ApiError::from_db)?;
+    .map_err(|e| {
+        if common::db::is_unavailable(&e) {
+            CommandError::Unavailable
+        } else {
+            CommandError::Internal(e.to_string())
+        }
+    })?;
     payloads
         .into_iter()
         .map(|p| {
             serde_json::from_value(p)
-                .map_err(|e| ApiError::Internal(format!("reading back events: {e}")))
+                .map_err(|e| CommandError::Internal(format!("reading back events: {e}")))
         })
         .collect()
 }
@@ -167,28 +170,19 @@ mod tests {
     use super::*;
     use crate::domain::voice_task::VoiceTaskError;
 
-    /// Callers decide on the aggregate's own refusal, never on an HTTP code; the HTTP layer
-    /// maps it once.
+    /// Callers decide on the aggregate's own refusal, never on a transport's code.
     #[test]
-    fn an_aggregates_refusal_stays_typed_and_maps_to_its_http_answer_once() {
+    fn an_aggregates_refusal_stays_typed() {
         let refused: CommandError<VoiceTaskError> =
             AggregateError::UserError(VoiceTaskError::NotHolder).into();
         assert!(matches!(
             refused,
             CommandError::Domain(VoiceTaskError::NotHolder)
         ));
-        assert!(matches!(
-            ApiError::from(refused),
-            ApiError::Conflict("not_holder", _)
-        ));
         let raced: CommandError<VoiceTaskError> = AggregateError::AggregateConflict.into();
         assert!(matches!(raced, CommandError::Conflict));
-        assert!(matches!(
-            ApiError::from(raced),
-            ApiError::Conflict("conflict", _)
-        ));
         let down: CommandError<VoiceTaskError> =
             AggregateError::DatabaseConnectionError("refused".into()).into();
-        assert!(matches!(ApiError::from(down), ApiError::Unavailable(_)));
+        assert!(matches!(down, CommandError::Unavailable));
     }
 }

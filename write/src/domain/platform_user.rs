@@ -117,7 +117,7 @@ impl PlatformUser {
     fn records(&self, ip: &str, v6_prefix: u8) -> bool {
         let net = |ip: &str| {
             ip.parse()
-                .map(|ip| crate::client_ip::network(ip, v6_prefix))
+                .map(|ip| common::net::network(ip, v6_prefix))
                 .ok()
         };
         let Some(new) = net(ip) else {
