@@ -499,8 +499,10 @@ where
 
 /// `PUT /client/uploads/{uploadId}/content` (only with `UPLOADS_VIA_API`): the relay for object
 /// stores browsers cannot reach cross-origin. Accepts exactly the authorized type and length,
-/// before its expiry, under the public write limit; all of that is checked before a byte of the
-/// body is read, and the body is streamed to the store, never held whole in memory.
+/// before its expiry, under the public read limit (the upload was already counted as a write when
+/// its URL was issued; counting it again would refuse the third step of an ordinary check); all of
+/// that is checked before a byte of the body is read, and the body is streamed to the store, never
+/// held whole in memory.
 #[tracing::instrument(skip_all)]
 pub async fn relay_upload(
     State(s): State<AppState>,
@@ -512,7 +514,7 @@ pub async fn relay_upload(
     if !s.uploads_via_api {
         return Err(ApiError::NotFound("no such endpoint".into()));
     }
-    rate_limit(&s.public_writes, ip)?;
+    rate_limit(&s.public_reads, ip)?;
     let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound("no such upload".into()))?;
     let mut ctx = s
         .voice_task_store

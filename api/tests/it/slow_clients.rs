@@ -80,7 +80,7 @@ async fn the_upload_relay_checks_before_reading_and_enforces_expiry() {
     let s = Stack::start().await;
     let mut cfg = config_with_s3(&s.db.url, &s.nats, &s.s3);
     cfg.uploads_via_api = true;
-    cfg.rate_limit_public_writes_per_minute = 300;
+    cfg.rate_limit_public_reads_per_minute = 300;
     let site = start_api(cfg).await;
     s.wait_ready(&site.base).await;
 
@@ -163,6 +163,8 @@ async fn the_upload_relay_checks_before_reading_and_enforces_expiry() {
         }
     }
     assert!(limited, "the relay has no rate limit");
+    // An ordinary check (URL, upload, submission) fits the default write limit (20 a minute, 2 at
+    // once): the relayed upload is not a second write.
 }
 
 /// At most `HTTP_MAX_CONNECTIONS` connections are served at once: further clients wait until
