@@ -136,6 +136,14 @@ impl TaskCare {
             .js
             .get_stream(events::topology::TASKS_STREAM)
             .await?;
+        // The workers' consumer, created again if an operator deleted it (workers cannot).
+        stream
+            .get_or_create_consumer(
+                events::topology::WORKERS_CONSUMER,
+                events::topology::workers_consumer(),
+            )
+            .await
+            .map(|_: async_nats::jetstream::consumer::PullConsumer| ())?;
         let (mut redispatched, mut failed) = (0, 0);
         for (id, status, dead) in stale {
             if status == "processing" && dead {

@@ -682,6 +682,8 @@ async fn a_job_lost_from_jetstream_is_dispatched_again() {
     assert!(dispatched.is_some());
     tasks.purge().await.unwrap();
     assert_eq!(tasks.info().await.unwrap().state.messages, 0);
+    // An operator's slip: the workers' consumer is gone too. The janitor's pass brings it back.
+    tasks.delete_consumer("workers").await.unwrap();
     s.projected().await;
 
     let mut care = janitor::tasks::TaskCare::new(
@@ -692,6 +694,10 @@ async fn a_job_lost_from_jetstream_is_dispatched_again() {
     care.grace = std::time::Duration::ZERO;
     assert_eq!(care.reconcile().await.unwrap(), (1, 0));
     assert_eq!(tasks.info().await.unwrap().state.messages, 1);
+    assert!(
+        tasks.consumer_info("workers").await.is_ok(),
+        "the workers' consumer was recreated"
+    );
     assert_eq!(
         care.reconcile().await.unwrap(),
         (0, 0),
