@@ -9,7 +9,8 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind};
+use async_nats::jetstream;
+use common::nats::{Delivery, Disposition};
 use events::voice_task::{VoiceTaskEvent, UPCASTERS};
 use events::Envelope;
 use minijinja::{context, Environment};
@@ -167,7 +168,8 @@ impl Notifier {
         Ok(Outcome::Sent)
     }
 
-    async fn handle(&self, msg: jetstream::Message) {
+    /// The notifier's single step: one event in, what to tell JetStream out.
+    async fn handle(&self, msg: Delivery) -> Disposition {
         let parsed = Envelope::from_bytes(&msg.payload).ok().and_then(|env| {
             Some((
                 Uuid::parse_str(&env.aggregate_id).ok()?,
@@ -175,20 +177,15 @@ impl Notifier {
             ))
         });
         let Some((task, VoiceTaskEvent::TaskCompleted { result, .. })) = parsed else {
-            let _ = msg.ack().await;
-            return;
+            return Disposition::Ack;
         };
         let result = serde_json::to_value(&result).unwrap_or_default();
         match self.notify(task, &result).await {
-            Ok(_) => {
-                let _ = msg.ack().await;
-            }
+            Ok(_) => Disposition::Ack,
             Err(e) => {
                 tracing::warn!(%task, error = %e, "verdict email not sent yet; retrying");
                 metrics::counter!("verdict_emails_total", "outcome" => "retry").increment(1);
-                let _ = msg
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
-                    .await;
+                Disposition::Nak(Duration::from_secs(5))
             }
         }
     }

@@ -13,7 +13,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, message::PublishMessage, AckKind};
+use async_nats::jetstream::{self, message::PublishMessage};
+use common::nats::{Delivery, Disposition};
 use cqrs_es::{AggregateContext, EventStore};
 use events::task::{Job, WorkerResult};
 use events::topology::{EVENTS_STREAM, RESULTS_STREAM};
@@ -91,18 +92,17 @@ impl Dispatcher {
     }
 }
 
-async fn dispatch_event(d: &Dispatcher, phones: &Phones, msg: jetstream::Message) {
+/// The dispatcher's single step: one event in, what to tell JetStream out.
+async fn dispatch_event(d: &Dispatcher, phones: &Phones, msg: Delivery) -> Disposition {
     let env = match Envelope::from_bytes(&msg.payload) {
         Ok(env) => env,
         Err(e) => {
             tracing::error!(error = %e, "unreadable event on the dispatcher; skipped");
-            let _ = msg.ack_with(AckKind::Term).await;
-            return;
+            return Disposition::Term;
         }
     };
     let Ok(id) = Uuid::parse_str(&env.aggregate_id) else {
-        let _ = msg.ack().await;
-        return;
+        return Disposition::Ack;
     };
     let outcome = match env.decode::<VoiceTaskEvent>(UPCASTERS) {
         Ok(VoiceTaskEvent::TaskSubmitted { .. } | VoiceTaskEvent::TaskRequeued { .. }) => {
@@ -129,14 +129,10 @@ async fn dispatch_event(d: &Dispatcher, phones: &Phones, msg: jetstream::Message
         _ => Ok(()),
     };
     match outcome {
-        Ok(()) => {
-            let _ = msg.ack().await;
-        }
+        Ok(()) => Disposition::Ack,
         Err(e) => {
             tracing::warn!(error = %e, task = %id, "dispatch failed; retrying");
-            let _ = msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                .await;
+            Disposition::Nak(Duration::from_secs(2))
         }
     }
 }
@@ -272,25 +268,27 @@ pub async fn record_result(s: &AppState, subject: &str, payload: &[u8]) -> Resul
 /// genuine `Started` is stored before its worker analyses anything, so it arrives long before).
 const NOT_STARTED_RETRIES: i64 = 10;
 
-async fn intake(s: &AppState, msg: jetstream::Message) {
-    match record_result(s, &msg.subject, &msg.payload).await {
-        Ok(()) => {
-            let _ = msg.ack().await;
-        }
-        Err(NotYet::NotStarted)
-            if msg
-                .info()
-                .map_or(true, |i| i.delivered >= NOT_STARTED_RETRIES) =>
-        {
-            tracing::warn!(subject = %msg.subject, "result for a run never started; refused");
+/// The intake's single step.
+async fn intake(s: &AppState, msg: Delivery) -> Disposition {
+    decide_intake(
+        record_result(s, &msg.subject, &msg.payload).await,
+        msg.delivered,
+    )
+}
+
+/// What to tell JetStream about a result, given what recording it gave and how often it has
+/// been delivered.
+fn decide_intake(recorded: Result<(), NotYet>, delivered: i64) -> Disposition {
+    match recorded {
+        Ok(()) => Disposition::Ack,
+        Err(NotYet::NotStarted) if delivered >= NOT_STARTED_RETRIES => {
+            tracing::warn!("result for a run never started; refused");
             metrics::counter!("worker_results_refused_total").increment(1);
-            let _ = msg.ack().await;
+            Disposition::Ack
         }
         Err(e) => {
             tracing::warn!(error = %e, "result not recorded; retrying");
-            let _ = msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                .await;
+            Disposition::Nak(Duration::from_secs(2))
         }
     }
 }
@@ -318,4 +316,28 @@ pub async fn run_intake(s: AppState, shutdown: impl Future<Output = ()>) {
         shutdown,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The intake's decision needs no NATS: a recorded result is acked, a transient failure is
+    /// retried, a result whose start never arrives is retried ten times and then dropped.
+    #[test]
+    fn the_intake_retries_what_may_work_later_and_drops_the_rest() {
+        assert_eq!(decide_intake(Ok(()), 1), Disposition::Ack);
+        assert_eq!(
+            decide_intake(Err(NotYet::Transient("db down".into())), 50),
+            Disposition::Nak(Duration::from_secs(2))
+        );
+        assert_eq!(
+            decide_intake(Err(NotYet::NotStarted), 1),
+            Disposition::Nak(Duration::from_secs(2))
+        );
+        assert_eq!(
+            decide_intake(Err(NotYet::NotStarted), NOT_STARTED_RETRIES),
+            Disposition::Ack
+        );
+    }
 }

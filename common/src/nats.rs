@@ -62,11 +62,43 @@ pub fn is_connected(client: &Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
 }
 
+/// What a stage decided about one message; [`consume`] tells JetStream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Done with it (handled, or dropped on purpose): never delivered again.
+    Ack,
+    /// Not now: delivered again after this delay.
+    Nak(Duration),
+    /// Never deliverable (unreadable): not delivered again, and counted as terminated.
+    Term,
+}
+
+/// One delivered message, as a stage sees it: no connection needed, so a stage's single step is
+/// tested without NATS.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub subject: String,
+    pub payload: bytes::Bytes,
+    /// How many times JetStream has delivered it (1 the first time).
+    pub delivered: i64,
+}
+
+impl Delivery {
+    pub fn of(msg: &async_nats::jetstream::Message) -> Self {
+        Delivery {
+            subject: msg.subject.to_string(),
+            payload: msg.payload.clone(),
+            delivered: msg.info().map_or(1, |i| i.delivered),
+        }
+    }
+}
+
 /// Runs `step` over the messages of the durable pull consumer `config` on `stream` until
-/// `shutdown`. The consumer is looked up, or created from `config` when it is missing, on every
-/// (re)connection, so a consumer deleted while the service runs comes back by itself; pulls
-/// carry a 5 s idle heartbeat, so a vanished consumer is noticed within seconds. Failures are
-/// retried by the one supervisor ([`crate::shutdown::supervise`]).
+/// `shutdown`, and acks, naks or terminates each as `step` decides. The consumer is looked up,
+/// or created from `config` when it is missing, on every (re)connection, so a consumer deleted
+/// while the service runs comes back by itself; pulls carry a 5 s idle heartbeat, so a vanished
+/// consumer is noticed within seconds. Failures are retried by the one supervisor
+/// ([`crate::shutdown::supervise`]).
 pub async fn consume<F, Fut>(
     js: async_nats::jetstream::Context,
     stream: &'static str,
@@ -74,9 +106,10 @@ pub async fn consume<F, Fut>(
     step: F,
     shutdown: impl std::future::Future<Output = ()>,
 ) where
-    F: Fn(async_nats::jetstream::Message) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    F: Fn(Delivery) -> Fut,
+    Fut: std::future::Future<Output = Disposition>,
 {
+    use async_nats::jetstream::AckKind;
     use futures::StreamExt;
     let name = config.durable_name.clone().unwrap_or_default();
     let what = format!("consumer {name}");
@@ -92,7 +125,16 @@ pub async fn consume<F, Fut>(
             .messages()
             .await?;
         while let Some(msg) = messages.next().await {
-            step(msg?).await;
+            let msg = msg?;
+            let kind = match step(Delivery::of(&msg)).await {
+                Disposition::Ack => AckKind::Ack,
+                Disposition::Nak(delay) => AckKind::Nak(Some(delay)),
+                Disposition::Term => AckKind::Term,
+            };
+            // A lost ack is a redelivery, which every stage tolerates.
+            if let Err(e) = msg.ack_with(kind).await {
+                tracing::debug!(error = %e, consumer = name, "ack failed");
+            }
         }
         anyhow::bail!("the message stream ended")
     })
