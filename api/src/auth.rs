@@ -71,7 +71,7 @@ impl AdminTokens {
             aud: AUDIENCE.to_owned(),
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::Internal(format!("signing token: {e}")))?;
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("signing token")))?;
         Ok(Issued {
             token,
             token_id,

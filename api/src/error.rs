@@ -45,9 +45,9 @@ pub enum ApiError {
     /// 503 with `Retry-After`: Postgres or NATS is down.
     #[error("{0} is unavailable")]
     Unavailable(&'static str),
-    /// 500: logged with its cause, shown to the client without it.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// 500: logged with its whole chain of causes, shown to the client without it.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
 }
 
 impl ApiError {
@@ -80,7 +80,7 @@ impl ApiError {
         if common::db::is_unavailable(&err) {
             ApiError::Unavailable("postgres")
         } else {
-            ApiError::Internal(err.to_string())
+            ApiError::Internal(anyhow::Error::new(err).context("database"))
         }
     }
 
@@ -99,7 +99,7 @@ impl IntoResponse for ApiError {
         let (status, code) = self.parts();
         let message = match &self {
             ApiError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+                tracing::error!(cause = format!("{cause:#}"), "internal error");
                 "internal error".to_string()
             }
             ApiError::Unavailable(what) => {
@@ -179,7 +179,7 @@ where
                 "the resource was changed concurrently; retry".into(),
             ),
             Unavailable => ApiError::Unavailable("postgres"),
-            Internal(cause) => ApiError::Internal(cause),
+            Internal(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
         }
     }
 }
@@ -188,7 +188,7 @@ impl From<crate::passwords::PasswordError> for ApiError {
     fn from(e: crate::passwords::PasswordError) -> Self {
         match e {
             crate::passwords::PasswordError::Busy => ApiError::Busy(e.to_string()),
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::Internal(other.into()),
         }
     }
 }
@@ -270,6 +270,21 @@ mod tests {
     use super::*;
     use crate::commands::CommandError;
     use crate::domain::voice_task::VoiceTaskError;
+
+    /// An internal error keeps the chain of its causes for the log (the client sees none).
+    #[test]
+    fn an_internal_error_keeps_its_causes() {
+        let e = ApiError::from_db(sqlx::Error::RowNotFound);
+        let logged = e.to_string();
+        assert!(
+            logged.contains("database") && logged.contains("no rows"),
+            "{logged}"
+        );
+        assert_eq!(
+            e.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 
     /// The HTTP layer maps a command's outcome once; each domain error has its own answer.
     #[test]

@@ -85,7 +85,7 @@ impl Dispatcher {
             .js
             .send_publish(events::task::job_subject(id), publish)
             .await
-            .map_err(|e| ApiError::Internal(format!("publishing the job: {e}")))?;
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("publishing the job")))?;
         ack.await.map_err(|_| ApiError::Unavailable("nats"))?;
         metrics::counter!("voice_jobs_dispatched_total").increment(1);
         Ok(true)

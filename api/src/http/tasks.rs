@@ -48,7 +48,7 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::Unavailable(_) => ApiError::Unavailable("object storage"),
-            StorageError::Refused(msg) => ApiError::Internal(msg),
+            StorageError::Refused(msg) => ApiError::Internal(anyhow::anyhow!(msg)),
         }
     }
 }
@@ -587,7 +587,7 @@ pub async fn relay_upload(
     }
     match stored? {
         200..=299 => Ok(StatusCode::OK),
-        code => Err(ApiError::Internal(format!(
+        code => Err(ApiError::Internal(anyhow::anyhow!(
             "storage refused the relayed upload: {code}"
         ))),
     }
