@@ -8,6 +8,8 @@
 //!  KV admin-revoked ─watch─► kv_set::KvSet (every instance) ─► auth::AdminTokens::verify
 //! ```
 
+/// Object storage lives in the pipeline crate (the janitor shares it).
+pub use ::pipeline::storage;
 /// The write side lives in its own crate; these names keep the api's paths.
 pub use write::{commands, domain, passwords, relay};
 
@@ -25,7 +27,6 @@ pub mod pages;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod session_auth;
-pub mod storage;
 pub mod turnstile;
 pub mod workers;
 

@@ -13,10 +13,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, message::PublishMessage};
 use common::nats::{Delivery, Disposition};
-use cqrs_es::{AggregateContext, EventStore};
-use events::task::{Job, WorkerResult};
+use events::task::WorkerResult;
 use events::topology::{EVENTS_STREAM, RESULTS_STREAM};
 use events::voice_task::{VoiceTaskEvent, UPCASTERS};
 use events::Envelope;
@@ -27,68 +25,14 @@ use crate::commands::{execute, CommandContext, CommandError};
 use crate::domain::voice_task::{Attempt, TaskStatus, VoiceTask, VoiceTaskCommand, VoiceTaskError};
 use crate::error::ApiError;
 
-/// How long a worker's audio link stays valid (a job may wait in the queue).
-pub const AUDIO_URL_TTL: Duration = Duration::from_secs(6 * 24 * 3600);
+pub use ::pipeline::dispatch::{DispatchError, Dispatcher, AUDIO_URL_TTL};
 
-/// What publishing a job needs: the task's upload, a presigned link, JetStream.
-#[derive(Clone)]
-pub struct Dispatcher {
-    pub store: std::sync::Arc<
-        cqrs_es::persist::PersistedEventStore<
-            postgres_es::PostgresEventRepository,
-            crate::domain::voice_task::VoiceTask,
-        >,
-    >,
-    pub storage: crate::storage::Storage,
-    pub js: jetstream::Context,
-}
-
-impl Dispatcher {
-    /// The dispatcher of the API's own task store, object store and JetStream.
-    pub fn of(s: &AppState) -> Self {
-        Dispatcher {
-            store: s.voice_task_store.clone(),
-            storage: s.storage.clone(),
-            js: s.js.clone(),
-        }
-    }
-
-    /// Publishes the job of task `id` when `accept` takes the task as it is now (idempotent per
-    /// `msg_id` within the dedup window). `Ok(false)`: not accepted, nothing sent.
-    pub async fn dispatch_when(
-        &self,
-        id: Uuid,
-        msg_id: String,
-        accept: impl Fn(&crate::domain::voice_task::VoiceTask) -> bool,
-    ) -> Result<bool, ApiError> {
-        let mut ctx = self
-            .store
-            .load_aggregate(&id.to_string())
-            .await
-            .map_err(ApiError::from_aggregate)?;
-        let task = ctx.aggregate();
-        if !accept(task) {
-            return Ok(false);
-        }
-        let (key, content_type, _) = task.upload();
-        let job = Job {
-            task_id: id,
-            audio_url: self.storage.presign_get(key, AUDIO_URL_TTL).await?,
-            content_type: Some(content_type.to_owned()),
-            caller_number: task.caller_number().map(str::to_owned),
-            language: task.language().map(str::to_owned),
-        };
-        let publish = PublishMessage::build()
-            .payload(serde_json::to_vec(&job).expect("jobs serialize").into())
-            .message_id(msg_id);
-        let ack = self
-            .js
-            .send_publish(events::task::job_subject(id), publish)
-            .await
-            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("publishing the job")))?;
-        ack.await.map_err(|_| ApiError::Unavailable("nats"))?;
-        metrics::counter!("voice_jobs_dispatched_total").increment(1);
-        Ok(true)
+/// The dispatcher of the API's own task store, object store and JetStream.
+pub fn dispatcher_of(s: &AppState) -> Dispatcher {
+    Dispatcher {
+        store: s.voice_task_store.clone(),
+        storage: s.storage.clone(),
+        js: s.js.clone(),
     }
 }
 
@@ -112,6 +56,7 @@ async fn dispatch_event(d: &Dispatcher, phones: &Phones, msg: Delivery) -> Dispo
             d.dispatch_when(id, format!("{id}:{}", env.sequence), waiting)
                 .await
                 .map(|_| ())
+                .map_err(anyhow::Error::from)
         }
         Ok(VoiceTaskEvent::TaskReanalysisRequested { batch_id, .. }) => {
             // Still asked for (not already answered, e.g. on a replay of the history).
@@ -121,11 +66,14 @@ async fn dispatch_event(d: &Dispatcher, phones: &Phones, msg: Delivery) -> Dispo
             d.dispatch_when(id, format!("{id}:{}", env.sequence), asked)
                 .await
                 .map(|_| ())
+                .map_err(anyhow::Error::from)
         }
         Ok(
             VoiceTaskEvent::TaskCompleted { result, .. }
             | VoiceTaskEvent::TaskReanalysed { result, .. },
-        ) => file_call_evidence(phones, id, &result).await,
+        ) => file_call_evidence(phones, id, &result)
+            .await
+            .map_err(anyhow::Error::from),
         _ => Ok(()),
     };
     match outcome {
@@ -294,7 +242,7 @@ fn decide_intake(recorded: Result<(), NotYet>, delivered: i64) -> Disposition {
 }
 
 pub async fn run_dispatcher(s: AppState, shutdown: impl Future<Output = ()>) {
-    let d = Dispatcher::of(&s);
+    let d = dispatcher_of(&s);
     let phones = s.phones.clone();
     common::nats::consume(
         s.js.clone(),

@@ -12,9 +12,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::pipeline::Dispatcher;
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use futures::StreamExt;
+use pipeline::dispatch::Dispatcher;
 use postgres_es::PostgresCqrs;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -44,7 +44,7 @@ impl TaskCare {
     pub fn new(
         pool: PgPool,
         js: async_nats::jetstream::Context,
-        storage: api::storage::Storage,
+        storage: pipeline::storage::Storage,
     ) -> TaskCare {
         let store = Arc::new(write::event_store::<VoiceTask>(
             &pool,
@@ -171,7 +171,7 @@ impl TaskCare {
             if !present {
                 let msg_id = format!("{id}:reconciled:{}", chrono::Utc::now().timestamp());
                 // Waiting or running, or a re-analysis still asked for.
-                let unfinished = |t: &api::domain::voice_task::VoiceTask| {
+                let unfinished = |t: &write::domain::voice_task::VoiceTask| {
                     matches!(t.status(), TaskStatus::Queued | TaskStatus::Processing)
                         || (t.status() == TaskStatus::Completed && t.reanalysis().is_some())
                 };

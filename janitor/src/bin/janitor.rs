@@ -28,7 +28,7 @@ enum Command {
         http_addr: SocketAddr,
         /// Storage, to give re-dispatched jobs a fresh download link.
         #[command(flatten)]
-        s3: api::storage::S3Config,
+        s3: pipeline::storage::S3Config,
     },
     /// Re-populate JetStream EVENTS from Postgres (after the stream was lost).
     Republish {
@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
             let care = janitor::tasks::TaskCare::new(
                 pool.clone(),
                 async_nats::jetstream::new(nats.clone()),
-                api::storage::Storage::new(&s3),
+                pipeline::storage::Storage::new(&s3),
             );
             let (stop_care, care_rx) = tokio::sync::watch::channel(false);
             let care = tokio::spawn(care.run(common::shutdown::stopped(care_rx)));
