@@ -170,13 +170,16 @@ impl KnownSessions {
     fn contains(&self, token_id: Uuid, username: &str) -> bool {
         self.0
             .lock()
-            .expect("sessions lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&token_id)
             .is_some_and(|u| u == username)
     }
 
     fn insert(&self, token_id: Uuid, username: &str) {
-        let mut known = self.0.lock().expect("sessions lock");
+        let mut known = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if known.len() >= 100_000 {
             known.clear();
         }

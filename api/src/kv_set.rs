@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use async_nats::jetstream::{self, kv::Operation};
 use futures::StreamExt;
@@ -66,7 +66,11 @@ where
     }
 
     pub fn contains(&self, key: &K) -> bool {
-        self.keys.read().expect("kv set lock").exact.contains(key)
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .exact
+            .contains(key)
     }
 
     /// Whether some key shares `key`'s group (exact look-up without a grouping).
@@ -75,7 +79,7 @@ where
             Some(group) => self
                 .keys
                 .read()
-                .expect("kv set lock")
+                .unwrap_or_else(PoisonError::into_inner)
                 .groups
                 .contains_key(&group(key)),
             None => self.contains(key),
@@ -83,7 +87,7 @@ where
     }
 
     pub fn insert(&self, key: K) {
-        let mut keys = self.keys.write().expect("kv set lock");
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
         let g = self.group.as_ref().map(|group| group(&key));
         if keys.exact.insert(key) {
             if let Some(g) = g {
@@ -93,7 +97,7 @@ where
     }
 
     pub fn remove(&self, key: &K) {
-        let mut keys = self.keys.write().expect("kv set lock");
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
         if keys.exact.remove(key) {
             if let Some(g) = self.group.as_ref().map(|group| group(key)) {
                 if let Some(n) = keys.groups.get_mut(&g) {
@@ -107,7 +111,11 @@ where
     }
 
     pub fn len(&self) -> usize {
-        self.keys.read().expect("kv set lock").exact.len()
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .exact
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -177,7 +185,7 @@ where
                 *groups.entry(group(key)).or_default() += 1;
             }
         }
-        *self.keys.write().expect("kv set lock") = Keys { exact, groups };
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Keys { exact, groups };
         if !self.synced.swap(true, Ordering::Relaxed) {
             tracing::info!(bucket = self.bucket, "kv mirror synced");
         }

@@ -212,24 +212,24 @@ pub async fn record_result(s: &AppState, subject: &str, payload: &[u8]) -> Resul
     }
 }
 
-/// How often a result whose run is not recorded as started is retried before it is dropped (a
-/// genuine `Started` is stored before its worker analyses anything, so it arrives long before).
-const NOT_STARTED_RETRIES: i64 = 10;
+/// How long a result whose run is not recorded as started keeps being retried before it is
+/// dropped. A genuine `Started` is stored before its worker analyses anything, so it is recorded
+/// first unless the intake was failing (Postgres down): the wait is judged by the result's age,
+/// never by its delivery count, which an outage inflates. Past this the janitor has failed the
+/// task anyway (it gives up on a run after 35 minutes).
+const NOT_STARTED_PATIENCE: Duration = Duration::from_secs(40 * 60);
 
 /// The intake's single step.
 async fn intake(s: &AppState, msg: Delivery) -> Disposition {
-    decide_intake(
-        record_result(s, &msg.subject, &msg.payload).await,
-        msg.delivered,
-    )
+    decide_intake(record_result(s, &msg.subject, &msg.payload).await, msg.age)
 }
 
-/// What to tell JetStream about a result, given what recording it gave and how often it has
-/// been delivered.
-fn decide_intake(recorded: Result<(), NotYet>, delivered: i64) -> Disposition {
+/// What to tell JetStream about a result, given what recording it gave and how long ago it was
+/// stored.
+fn decide_intake(recorded: Result<(), NotYet>, age: Duration) -> Disposition {
     match recorded {
         Ok(()) => Disposition::Ack,
-        Err(NotYet::NotStarted) if delivered >= NOT_STARTED_RETRIES => {
+        Err(NotYet::NotStarted) if age >= NOT_STARTED_PATIENCE => {
             tracing::warn!("result for a run never started; refused");
             metrics::counter!("worker_results_refused_total").increment(1);
             Disposition::Ack
@@ -271,20 +271,26 @@ mod tests {
     use super::*;
 
     /// The intake's decision needs no NATS: a recorded result is acked, a transient failure is
-    /// retried, a result whose start never arrives is retried ten times and then dropped.
+    /// retried, a result whose start never arrives is retried until it is older than the
+    /// janitor's patience and then dropped — however often an outage made it redelivered.
     #[test]
     fn the_intake_retries_what_may_work_later_and_drops_the_rest() {
-        assert_eq!(decide_intake(Ok(()), 1), Disposition::Ack);
+        let fresh = Duration::from_secs(1);
+        assert_eq!(decide_intake(Ok(()), fresh), Disposition::Ack);
         assert_eq!(
-            decide_intake(Err(NotYet::Transient("db down".into())), 50),
+            decide_intake(
+                Err(NotYet::Transient("db down".into())),
+                NOT_STARTED_PATIENCE * 2
+            ),
+            Disposition::Nak(Duration::from_secs(2))
+        );
+        // After a two-minute outage the result was delivered dozens of times: still kept.
+        assert_eq!(
+            decide_intake(Err(NotYet::NotStarted), Duration::from_secs(120)),
             Disposition::Nak(Duration::from_secs(2))
         );
         assert_eq!(
-            decide_intake(Err(NotYet::NotStarted), 1),
-            Disposition::Nak(Duration::from_secs(2))
-        );
-        assert_eq!(
-            decide_intake(Err(NotYet::NotStarted), NOT_STARTED_RETRIES),
+            decide_intake(Err(NotYet::NotStarted), NOT_STARTED_PATIENCE),
             Disposition::Ack
         );
     }

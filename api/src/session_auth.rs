@@ -190,7 +190,10 @@ impl ObservedSessions {
     /// new IP beyond the user's rate is not; its profile still is).
     fn to_record(&self, user: &str, ip: &str, profile_hash: u64) -> Option<bool> {
         let net = self.network(ip);
-        let seen = self.seen.lock().expect("observed lock");
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let known = seen.get(user);
         let ip_known = known.is_some_and(|s| s.ips.contains(&net));
         let profile_known = known.is_some_and(|s| s.profile_hash == profile_hash);
@@ -213,7 +216,10 @@ impl ObservedSessions {
 
     /// Remembers the profile, and the IP when it was recorded.
     fn remember(&self, user: &str, ip: Option<&str>, profile_hash: u64) {
-        let mut seen = self.seen.lock().expect("observed lock");
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if seen.len() >= Self::MAX {
             seen.clear();
         }

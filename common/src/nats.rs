@@ -79,16 +79,25 @@ pub enum Disposition {
 pub struct Delivery {
     pub subject: String,
     pub payload: bytes::Bytes,
-    /// How many times JetStream has delivered it (1 the first time).
-    pub delivered: i64,
+    /// How long ago JetStream stored it (however often it was delivered since).
+    pub age: Duration,
 }
 
 impl Delivery {
     pub fn of(msg: &async_nats::jetstream::Message) -> Self {
+        let age = msg
+            .info()
+            .ok()
+            .and_then(|i| {
+                (time::OffsetDateTime::now_utc() - i.published)
+                    .try_into()
+                    .ok()
+            })
+            .unwrap_or_default();
         Delivery {
             subject: msg.subject.to_string(),
             payload: msg.payload.clone(),
-            delivered: msg.info().map_or(1, |i| i.delivered),
+            age,
         }
     }
 }

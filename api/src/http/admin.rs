@@ -114,8 +114,8 @@ pub async fn seed(
     ))
 }
 
-/// Compares without revealing where two byte strings differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares without revealing where two byte strings differ (setup and metrics tokens).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

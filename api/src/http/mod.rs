@@ -230,14 +230,7 @@ async fn guard_metrics(State(access): State<MetricsAccess>, req: Request, next: 
         .unwrap_or_default();
     let allowed = match &access {
         MetricsAccess::Open => true,
-        MetricsAccess::Token(t) => {
-            given.len() == t.len()
-                && given
-                    .bytes()
-                    .zip(t.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        }
+        MetricsAccess::Token(t) => admin::constant_time_eq(given.as_bytes(), t.as_bytes()),
         MetricsAccess::Closed => false,
     };
     match allowed {
