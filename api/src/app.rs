@@ -8,12 +8,12 @@ use anyhow::Context as _;
 use async_nats::jetstream;
 use axum::Router;
 use common::ops::Readiness;
+use common::shutdown::Stages;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::CqrsFramework;
 use events::topology;
 use postgres_es::{PostgresCqrs, PostgresEventRepository};
 use sqlx::PgPool;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::auth::AdminTokens;
@@ -75,8 +75,8 @@ pub struct AppState {
     pub email_notify_after_seconds: i64,
     pub web: Arc<crate::pages::WebConfig>,
     pub uploads_via_api: bool,
-    /// A system-account connection, to disconnect revoked workers (optional).
-    pub nats_sys: Option<async_nats::Client>,
+    /// Disconnects revoked workers.
+    pub revocation: pipeline::worker_access::revocation::Revocation,
     pub tokens: Arc<AdminTokens>,
     pub revoked_tokens: Arc<KvSet<Uuid>>,
     pub passwords: Passwords,
@@ -94,23 +94,30 @@ fn cqrs<A: cqrs_es::Aggregate>(
     CqrsFramework::new(event_store(pool, upcasters), vec![], services)
 }
 
-/// A running api: its router and the handles of its background tasks.
+/// A running api: its router and its background stages.
 pub struct Api {
     pub state: AppState,
     pub router: Router,
     pub http_limits: common::ops::HttpLimits,
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stages: Stages,
 }
 
-impl Api {
-    /// Connects (lazily: dependencies may be down), migrates, ensures the JetStream topology
-    /// and starts the background tasks.
-    pub async fn start(config: &Config, passwords: Passwords) -> anyhow::Result<Api> {
-        let secret = match &config.admin_jwt_secret {
+/// The secrets and keys an api instance signs and verifies with, checked before anything starts.
+struct Keys {
+    admin_jwt: Vec<u8>,
+    sessions: SessionVerifier,
+    turnstile: Turnstile,
+    callout_issuer: Option<Arc<nkeys::KeyPair>>,
+}
+
+impl Keys {
+    /// Refuses a configuration that production must not run with; warns about dev shortcuts.
+    fn check(config: &Config) -> anyhow::Result<Keys> {
+        let production = config.is_production();
+        let admin_jwt = match &config.admin_jwt_secret {
             Some(s) if s.expose().len() >= 32 => s.expose().as_bytes().to_vec(),
             Some(_) => anyhow::bail!("ADMIN_JWT_SECRET must be at least 32 characters"),
-            None if config.is_production() => {
+            None if production => {
                 anyhow::bail!("ADMIN_JWT_SECRET is required when APP_ENV=production")
             }
             None => {
@@ -121,7 +128,7 @@ impl Api {
         if let Some(secret) = &config.session_jwt_secret {
             let len = secret.expose().len();
             if len > 0 && len < crate::session_auth::MIN_SECRET_BYTES {
-                if config.is_production() {
+                if production {
                     anyhow::bail!(
                         "SESSION_JWT_SECRET must be at least {} bytes when APP_ENV=production",
                         crate::session_auth::MIN_SECRET_BYTES
@@ -140,7 +147,7 @@ impl Api {
                 "ADMIN_TOKEN_TTL_SECONDS must be between 1 and {revoked_for} (how long admin-revoked keeps a revocation)"
             );
         }
-        let sessions_verifier = SessionVerifier::new(
+        let sessions = SessionVerifier::new(
             config.session_jwt_secret.as_ref().map(|s| s.expose()),
             config.session_jwt_public_key.as_deref(),
             crate::session_auth::SessionRules {
@@ -152,8 +159,8 @@ impl Api {
                 max_lifetime_seconds: config.session_jwt_max_lifetime_seconds,
             },
         )?;
-        if !sessions_verifier.is_configured() {
-            if config.is_production() {
+        if !sessions.is_configured() {
+            if production {
                 anyhow::bail!("SESSION_JWT_SECRET or SESSION_JWT_PUBLIC_KEY is required when APP_ENV=production");
             }
             tracing::warn!("no SESSION_JWT_SECRET / SESSION_JWT_PUBLIC_KEY: platform-user endpoints refuse every token");
@@ -166,26 +173,52 @@ impl Api {
             config.turnstile_verify_url.clone(),
         );
         if !turnstile.is_enabled() {
-            if config.is_production() {
+            if production {
                 anyhow::bail!("TURNSTILE_SECRET_KEY is required when APP_ENV=production");
             }
             tracing::warn!(
                 "TURNSTILE_SECRET_KEY is not set: public writes are not captcha-checked"
             );
         }
-        let pool = common::db::connect_lazy(
-            &config.conn.database_url,
-            config.conn.database_max_connections,
-        )
-        .context("DATABASE_URL")?;
-        common::db::migrate_with_retry(&pool, 30)
+        let callout_issuer = match &config.nats_callout_issuer_seed {
+            Some(seed) => Some(Arc::new(
+                nkeys::KeyPair::from_seed(seed.expose())
+                    .context("NATS_CALLOUT_ISSUER_SEED is not an nkey seed")?,
+            )),
+            None => {
+                tracing::warn!(
+                    "no NATS_CALLOUT_ISSUER_SEED: this instance does not authorize workers"
+                );
+                None
+            }
+        };
+        Ok(Keys {
+            admin_jwt,
+            sessions,
+            turnstile,
+            callout_issuer,
+        })
+    }
+}
+
+/// The api's connections: Postgres (migrated), NATS, and optionally NATS's system account.
+struct Links {
+    pool: PgPool,
+    nats: async_nats::Client,
+    nats_sys: Option<async_nats::Client>,
+}
+
+impl Links {
+    /// Connects lazily where it can (dependencies may be down) and migrates the database.
+    async fn open(config: &Config) -> anyhow::Result<Links> {
+        let pool = config
+            .conn
+            .migrated_pool(config.conn.database_max_connections)
             .await
             .context("migrations")?;
         let nats = common::nats::connect(&config.conn.nats_url, "api", &config.conn.nats_auth())
             .await
             .context("NATS_URL")?;
-        let js = jetstream::new(nats.clone());
-
         let nats_sys = match (&config.nats_sys_user, &config.nats_sys_password) {
             (Some(user), Some(password)) => {
                 let auth = common::nats::NatsAuth {
@@ -205,61 +238,75 @@ impl Api {
                 None
             }
         };
-        let issuer = match &config.nats_callout_issuer_seed {
-            Some(seed) => Some(Arc::new(
-                nkeys::KeyPair::from_seed(seed.expose())
-                    .context("NATS_CALLOUT_ISSUER_SEED is not an nkey seed")?,
-            )),
-            None => {
-                tracing::warn!(
-                    "no NATS_CALLOUT_ISSUER_SEED: this instance does not authorize workers"
-                );
-                None
-            }
-        };
-        let storage = Storage::new(&config.s3);
-        let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
+        Ok(Links {
+            pool,
+            nats,
+            nats_sys,
+        })
+    }
+}
+
+impl Api {
+    /// Checks the configuration, connects, migrates, ensures the JetStream topology and starts
+    /// the background stages.
+    pub async fn start(config: &Config, passwords: Passwords) -> anyhow::Result<Api> {
+        let keys = Keys::check(config)?;
+        let links = Links::open(config).await?;
+        let stages = Stages::new();
+        let js = jetstream::new(links.nats.clone());
         let replicas = config.conn.jetstream_replicas;
-        {
-            let js = js.clone();
-            tasks.push(tokio::spawn(ensure_topology(
-                js,
-                replicas,
-                common::shutdown::stopped(stop_rx.clone()),
-            )));
+        stages.spawn(|stop| ensure_topology(js.clone(), replicas, stop));
+        let issuer = keys.callout_issuer.clone();
+        let state = AppState::new(config, keys, links, passwords);
+        state.spawn_mirrors(&stages, config.relay_enabled);
+        spawn_pipeline(&state, config, issuer, &stages)?;
+        let router = crate::http::router(
+            state.clone(),
+            state.readiness(),
+            crate::http::Limits {
+                max_body_bytes: config.max_body_bytes,
+                request_timeout: Duration::from_secs(config.request_timeout_seconds.max(1)),
+                upload_timeout: Duration::from_secs(config.upload_timeout_seconds.max(1)),
+            },
+        );
+        Ok(Api {
+            http_limits: config.http_limits(),
+            state,
+            router,
+            stages,
+        })
+    }
+
+    /// Stops the background stages (the relay finishes its current batch) and waits for them.
+    pub async fn shutdown(self) {
+        if !self.stages.stop(Duration::from_secs(10)).await {
+            tracing::warn!("some background stages did not stop in time");
         }
+        let _ = self.state.nats.flush().await;
+    }
+}
+
+impl AppState {
+    fn new(config: &Config, keys: Keys, links: Links, passwords: Passwords) -> AppState {
+        let Links {
+            pool,
+            nats,
+            nats_sys,
+        } = links;
+        let js = jetstream::new(nats.clone());
         let revoked_tokens = KvSet::<Uuid>::new(topology::ADMIN_REVOKED_BUCKET);
-        tasks.push(tokio::spawn(
-            revoked_tokens
-                .clone()
-                .run(js.clone(), common::shutdown::stopped(stop_rx.clone())),
-        ));
         // Bans hold exact addresses; a look-up matches an IPv6 client's whole /64 (or
         // IPV6_PREFIX_LEN), an IPv4 client's address.
         let v6_prefix = config.ipv6_prefix_len;
         let banned_ips = KvSet::<BannedIp>::grouped(topology::IP_BANS_BUCKET, move |b| {
             BannedIp(crate::client_ip::network(b.0, v6_prefix))
         });
-        tasks.push(tokio::spawn(
-            banned_ips
-                .clone()
-                .run(js.clone(), common::shutdown::stopped(stop_rx.clone())),
-        ));
         let evasion = Arc::new(EvasionCounter::default());
-        tasks.push(tokio::spawn(
-            evasion
-                .clone()
-                .run(pool.clone(), common::shutdown::stopped(stop_rx.clone())),
-        ));
-        if config.relay_enabled {
-            let relay = Relay::new(pool.clone(), js.clone());
-            tasks.push(tokio::spawn(
-                relay.run(common::shutdown::stopped(stop_rx.clone())),
-            ));
-        }
-
-        let state = AppState {
+        let storage = Storage::new(&config.s3);
+        let secret = keys.admin_jwt;
+        let sessions_verifier = keys.sessions;
+        let turnstile = keys.turnstile;
+        AppState {
             admins: Arc::new(cqrs(
                 &pool,
                 AdminServices {
@@ -321,7 +368,10 @@ impl Api {
             web: Arc::new(config.web.clone()),
             uploads_via_api: config.uploads_via_api,
             worker_store: Arc::new(event_store(&pool, events::worker::UPCASTERS)),
-            nats_sys,
+            revocation: pipeline::worker_access::revocation::Revocation {
+                pool: pool.clone(),
+                nats_sys,
+            },
             tokens: Arc::new(AdminTokens::new(
                 &secret,
                 config.admin_token_ttl_seconds,
@@ -340,79 +390,82 @@ impl Api {
             pool,
             nats,
             js,
-        };
-        let readiness = {
-            let revoked = state.revoked_tokens.clone();
-            let banned = state.banned_ips.clone();
-            Readiness {
-                db: Some(state.pool.clone()),
-                nats: Some(state.nats.clone()),
-                checks: vec![
-                    ("admin-revoked", Arc::new(move || revoked.is_synced())),
-                    ("ip-bans", Arc::new(move || banned.is_synced())),
-                ],
-            }
-        };
-        if let Some(issuer) = issuer {
-            let ttl = config.worker_credential_ttl_seconds;
-            let rx = common::shutdown::stopped(stop_rx.clone());
-            tasks.push(tokio::spawn(crate::callout::run(
-                state.clone(),
-                issuer,
-                ttl,
-                rx,
-            )));
         }
-        {
-            let rx = common::shutdown::stopped(stop_rx.clone());
-            tasks.push(tokio::spawn(crate::pipeline::run_dispatcher(
-                state.clone(),
-                rx,
-            )));
-            let rx = common::shutdown::stopped(stop_rx.clone());
-            tasks.push(tokio::spawn(crate::pipeline::run_intake(state.clone(), rx)));
-            match crate::notifier::Notifier::new(state.pool.clone(), config.email.clone()) {
-                Some(notifier) => {
-                    let rx = common::shutdown::stopped(stop_rx.clone());
-                    tasks.push(tokio::spawn(notifier.run(state.js.clone(), rx)));
-                }
-                None => tracing::warn!("no RESEND_API_KEY: verdict emails are off"),
-            }
-        }
-        {
-            let rx = common::shutdown::stopped(stop_rx.clone());
-            tasks.push(tokio::spawn(crate::workers::run_heartbeats(
-                state.pool.clone(),
-                state.nats.clone(),
-                rx,
-            )));
-        }
-        let router = crate::http::router(
-            state.clone(),
-            readiness,
-            crate::http::Limits {
-                max_body_bytes: config.max_body_bytes,
-                request_timeout: Duration::from_secs(config.request_timeout_seconds.max(1)),
-                upload_timeout: Duration::from_secs(config.upload_timeout_seconds.max(1)),
-            },
-        );
-        Ok(Api {
-            http_limits: config.http_limits(),
-            state,
-            router,
-            stop,
-            tasks,
-        })
     }
 
-    /// Stops the background tasks (the relay finishes its current batch) and waits for them.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    /// Starts the mirrors every instance keeps (revoked tokens, IP bans, evasion counts) and,
+    /// when enabled, the outbox relay.
+    fn spawn_mirrors(&self, stages: &Stages, relay: bool) {
+        let (js, pool) = (self.js.clone(), self.pool.clone());
+        let revoked = self.revoked_tokens.clone();
+        stages.spawn(|stop| revoked.run(js.clone(), stop));
+        let banned = self.banned_ips.clone();
+        stages.spawn(|stop| banned.run(js.clone(), stop));
+        let evasion = self.evasion.clone();
+        stages.spawn(|stop| evasion.run(pool.clone(), stop));
+        if relay {
+            stages.spawn(|stop| Relay::new(pool, js).run(stop));
         }
-        let _ = self.state.nats.flush().await;
     }
+
+    /// Ready when Postgres and NATS answer and both mirrors have caught up.
+    fn readiness(&self) -> Readiness {
+        let revoked = self.revoked_tokens.clone();
+        let banned = self.banned_ips.clone();
+        Readiness {
+            db: Some(self.pool.clone()),
+            nats: Some(self.nats.clone()),
+            checks: vec![
+                ("admin-revoked", Arc::new(move || revoked.is_synced())),
+                ("ip-bans", Arc::new(move || banned.is_synced())),
+            ],
+        }
+    }
+}
+
+/// Starts the voice pipeline's stages (the durable consumers share the work between
+/// instances) and, with an issuer key, the workers' auth callout.
+fn spawn_pipeline(
+    s: &AppState,
+    config: &Config,
+    issuer: Option<Arc<nkeys::KeyPair>>,
+    stages: &Stages,
+) -> anyhow::Result<()> {
+    use pipeline::worker_access::{callout::Callout, heartbeats};
+    if let Some(issuer) = issuer {
+        let callout = Callout {
+            workers: s.worker_store.clone(),
+            pool: s.pool.clone(),
+            issuer,
+            ttl: config.worker_credential_ttl_seconds,
+        };
+        let nats = s.nats.clone();
+        stages.spawn(|stop| callout.run(nats, stop));
+    }
+    let dispatch = pipeline::dispatch::DispatchStage {
+        dispatcher: pipeline::dispatch::Dispatcher {
+            store: s.voice_task_store.clone(),
+            storage: s.storage.clone(),
+            js: s.js.clone(),
+        },
+        phones: s.phones.clone(),
+    };
+    stages.spawn(|stop| dispatch.run(stop));
+    let intake = pipeline::intake::Intake {
+        tasks: s.voice_tasks.clone(),
+    };
+    let js = s.js.clone();
+    stages.spawn(|stop| intake.run(js, stop));
+    match pipeline::notifier::Notifier::new(s.pool.clone(), config.email.clone())? {
+        Some(notifier) => {
+            let js = s.js.clone();
+            stages.spawn(|stop| notifier.run(js, stop));
+        }
+        None => tracing::warn!("no RESEND_API_KEY: verdict emails are off"),
+    }
+    let (pool, nats) = (s.pool.clone(), s.nats.clone());
+    stages.spawn(|stop| heartbeats::run(pool, nats, stop));
+    Ok(())
 }
 
 /// Creates streams, consumers and buckets, retrying while NATS is unreachable.

@@ -107,7 +107,7 @@ pub struct Config {
     #[command(flatten)]
     pub s3: crate::storage::S3Config,
     #[command(flatten)]
-    pub email: crate::notifier::EmailConfig,
+    pub email: pipeline::notifier::EmailConfig,
     #[command(flatten)]
     pub web: crate::pages::WebConfig,
     /// Relay uploads through the api (same origin as the pages) instead of sending browsers

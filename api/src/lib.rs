@@ -9,26 +9,22 @@
 //! ```
 
 /// Object storage lives in the pipeline crate (the janitor shares it).
-pub use ::pipeline::storage;
+pub use pipeline::storage;
 /// The write side lives in its own crate; these names keep the api's paths.
 pub use write::{commands, domain, passwords, relay};
 
 pub mod app;
 pub mod auth;
-pub mod callout;
 pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod evasion;
 pub mod http;
 pub mod kv_set;
-pub mod notifier;
 pub mod pages;
-pub mod pipeline;
 pub mod ratelimit;
 pub mod session_auth;
 pub mod turnstile;
-pub mod workers;
 
 pub use app::{run, Api, AppState};
 pub use config::Config;

@@ -80,7 +80,7 @@ impl Stack {
             max_upload_bytes: 25 * 1024 * 1024,
             web: Default::default(),
             uploads_via_api: false,
-            email: api::notifier::EmailConfig {
+            email: pipeline::notifier::EmailConfig {
                 resend_api_key: None,
                 resend_api_url: "http://127.0.0.1:9".into(),
                 email_from: "blacklist <test@localhost>".into(),

@@ -156,7 +156,8 @@ pub async fn serve(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let (closing, closed) = tokio::sync::watch::channel(false);
+    // Open connections: told to finish (graceful shutdown) once the listener closes.
+    let connections = crate::shutdown::Stages::new();
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -189,8 +190,7 @@ pub async fn serve(
                     req
                 });
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let mut closed = closed.clone();
-        tokio::spawn(async move {
+        connections.spawn(move |closed| async move {
             // HTTP/1.1 only (what the router speaks): hyper's own HTTP/1 connection starts the
             // header timer while it waits for a request, so an idle or silent connection is
             // closed too (the auto builder's protocol sniffing would wait without a limit).
@@ -202,7 +202,7 @@ pub async fn serve(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
-                _ = async { let _ = closed.wait_for(|c| *c).await; } => {
+                _ = closed => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(DRAIN, conn.as_mut()).await;
                 }
@@ -211,21 +211,16 @@ pub async fn serve(
         });
     }
     drop(listener);
-    let _ = closing.send(true);
-    // Every connection gives its slot back when it is done (or drained).
-    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(
-        DRAIN + std::time::Duration::from_secs(1),
-        slots.acquire_many(all),
-    )
-    .await;
+    // Every connection finishes its request in flight (or is cut after the drain).
+    connections
+        .stop(DRAIN + std::time::Duration::from_secs(1))
+        .await;
     Ok(())
 }
 
 /// The ops endpoints of a process whose work is not HTTP (projector, janitor, worker).
 pub struct OpsServer {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stages: crate::shutdown::Stages,
 }
 
 impl OpsServer {
@@ -235,18 +230,18 @@ impl OpsServer {
         readiness: Readiness,
     ) -> std::io::Result<OpsServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let (stop, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(serve(
-            listener,
-            router(readiness),
-            HttpLimits::default(),
-            crate::shutdown::stopped(rx),
-        ));
-        Ok(OpsServer { stop, task })
+        let stages = crate::shutdown::Stages::new();
+        stages.spawn(|stop| async move {
+            if let Err(e) = serve(listener, router(readiness), HttpLimits::default(), stop).await {
+                tracing::warn!(error = %e, "ops endpoints stopped");
+            }
+        });
+        Ok(OpsServer { stages })
     }
 
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+        self.stages
+            .stop(DRAIN + std::time::Duration::from_secs(2))
+            .await;
     }
 }

@@ -23,6 +23,53 @@ pub async fn signal() {
     tracing::info!("shutdown signal received");
 }
 
+/// The future a stage of [`Stages`] watches: it resolves when the stages are stopped.
+pub type Stopping = tokio_util::sync::WaitForCancellationFutureOwned;
+
+/// The background stages of a process, under one cancellation token: every stage gets a
+/// [`Stopping`] future from it, and [`Stages::stop`] cancels them all and waits for each to
+/// finish its current step.
+#[derive(Clone, Default)]
+pub struct Stages {
+    cancel: tokio_util::sync::CancellationToken,
+    tracker: tokio_util::task::TaskTracker,
+}
+
+impl Stages {
+    pub fn new() -> Stages {
+        Stages::default()
+    }
+
+    /// A future that resolves once [`Stages::stop`] is called.
+    pub fn stopping(&self) -> Stopping {
+        self.cancel.clone().cancelled_owned()
+    }
+
+    /// Starts `stage`, handing it the future that tells it to stop.
+    pub fn spawn<F, Fut>(&self, stage: F)
+    where
+        F: FnOnce(Stopping) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(stage(self.stopping()));
+    }
+
+    /// How many stages are still running.
+    pub fn running(&self) -> usize {
+        self.tracker.len()
+    }
+
+    /// Tells every stage to stop and waits up to `grace` for all of them. `false`: some were
+    /// still running when the grace ran out (they are left to the runtime's shutdown).
+    pub async fn stop(&self, grace: std::time::Duration) -> bool {
+        self.cancel.cancel();
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+    }
+}
+
 /// Resolves once `rx` turns true (or its sender is gone): the shutdown future of a task that a
 /// parent stops with `sender.send(true)`.
 pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
@@ -105,6 +152,33 @@ mod tests {
         assert_eq!(runs, 5);
         // 200 + 400 + 800 + 1600 ms of pauses.
         assert_eq!(started.elapsed(), std::time::Duration::from_millis(3000));
+    }
+
+    /// Stopping reaches every stage, and `stop` returns once each has finished its step.
+    #[tokio::test(start_paused = true)]
+    async fn stopping_the_stages_waits_for_each_to_finish() {
+        let stages = Stages::new();
+        let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for tidy_up in [1u64, 3] {
+            let finished = finished.clone();
+            stages.spawn(move |stop| async move {
+                stop.await;
+                tokio::time::sleep(std::time::Duration::from_secs(tidy_up)).await;
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        assert_eq!(stages.running(), 2);
+        assert!(stages.stop(std::time::Duration::from_secs(10)).await);
+        assert_eq!(finished.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(stages.running(), 0);
+    }
+
+    /// A stage that ignores the stop is given up on after the grace.
+    #[tokio::test(start_paused = true)]
+    async fn a_stage_that_will_not_stop_is_given_up_on_after_the_grace() {
+        let stages = Stages::new();
+        stages.spawn(|_stop| std::future::pending::<()>());
+        assert!(!stages.stop(std::time::Duration::from_secs(2)).await);
     }
 
     #[tokio::test(start_paused = true)]

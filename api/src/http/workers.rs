@@ -124,7 +124,7 @@ pub async fn revoke(
         Ok(_) | Err(CommandError::Domain(WorkerError::AlreadyRevoked)) => {}
         Err(e) => return Err(e.into()),
     }
-    crate::workers::disconnect(&s, id).await;
+    s.revocation.disconnect(id).await;
     tracing::info!(worker = %id, "worker revoked");
     Ok(StatusCode::NO_CONTENT)
 }

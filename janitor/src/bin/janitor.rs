@@ -57,8 +57,9 @@ async fn main() -> anyhow::Result<()> {
                 async_nats::jetstream::new(nats.clone()),
                 pipeline::storage::Storage::new(&s3),
             );
-            let (stop_care, care_rx) = tokio::sync::watch::channel(false);
-            let care = tokio::spawn(care.run(common::shutdown::stopped(care_rx)));
+            let stages = common::shutdown::Stages::new();
+            stages.spawn(|stop| care.run(stop));
+            stages.spawn(|stop| janitor::run(pool.clone(), stop));
             let readiness = common::ops::Readiness {
                 db: Some(pool.clone()),
                 nats: Some(nats),
@@ -68,9 +69,8 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {http_addr}"))?;
             tracing::info!(%http_addr, "janitor running");
-            janitor::run(pool, common::shutdown::signal()).await;
-            let _ = stop_care.send(true);
-            let _ = care.await;
+            common::shutdown::signal().await;
+            stages.stop(std::time::Duration::from_secs(10)).await;
             ops.stop().await;
             Ok(())
         }

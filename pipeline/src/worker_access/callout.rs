@@ -14,18 +14,19 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
+use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{AggregateContext, EventStore};
 use futures::StreamExt;
 use nkeys::KeyPair;
+use postgres_es::PostgresEventRepository;
 use serde_json::{json, Value};
+use sqlx::PgPool;
 use uuid::Uuid;
-
-use crate::app::AppState;
+use write::domain::worker::Worker;
 
 /// The subject the server sends authorization requests to.
 pub const AUTH_SUBJECT: &str = "$SYS.REQ.USER.AUTH";
@@ -98,131 +99,115 @@ pub fn worker_permissions(worker: Uuid) -> Value {
     })
 }
 
-/// Builds the callout's answer to one request (`Err` only for requests we cannot even read).
-pub async fn answer(
-    s: &AppState,
-    issuer: &KeyPair,
-    ttl: i64,
-    request: &[u8],
-) -> anyhow::Result<String> {
-    let req = decode_jwt(std::str::from_utf8(request)?)?;
-    let nats = &req["nats"];
-    let user_nkey = nats["user_nkey"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("request without user_nkey"))?;
-    let server_id = nats["server_id"]["id"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("request without server id"))?;
-    let client_id = nats["client_info"]["id"].as_i64();
-    let token = nats["connect_opts"]["auth_token"]
-        .as_str()
-        .unwrap_or_default();
-    let now = Utc::now().timestamp();
-    let respond = |user_jwt: Option<String>, error: Option<&str>| {
-        let mut body = json!({"type": "authorization_response", "version": 2});
-        if let Some(jwt) = user_jwt {
-            body["jwt"] = json!(jwt);
+/// The auth callout: checks worker tokens against the worker aggregates, records connections
+/// (so revocation can cut them) and signs each accepted worker's user JWT.
+pub struct Callout {
+    /// Read access to workers: tokens are checked against their events.
+    pub workers: Arc<PersistedEventStore<PostgresEventRepository, Worker>>,
+    pub pool: PgPool,
+    /// The account's callout issuer key (`NATS_CALLOUT_ISSUER_SEED`).
+    pub issuer: Arc<KeyPair>,
+    /// Lifetime of a worker's user JWT, in seconds (`WORKER_CREDENTIAL_TTL_SECONDS`).
+    pub ttl: i64,
+}
+
+impl Callout {
+    /// Builds the callout's answer to one request (`Err` only for requests we cannot even read).
+    pub async fn answer(&self, request: &[u8]) -> anyhow::Result<String> {
+        let issuer = &*self.issuer;
+        let ttl = self.ttl;
+        let req = decode_jwt(std::str::from_utf8(request)?)?;
+        let nats = &req["nats"];
+        let user_nkey = nats["user_nkey"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("request without user_nkey"))?;
+        let server_id = nats["server_id"]["id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("request without server id"))?;
+        let client_id = nats["client_info"]["id"].as_i64();
+        let token = nats["connect_opts"]["auth_token"]
+            .as_str()
+            .unwrap_or_default();
+        let now = Utc::now().timestamp();
+        let respond = |user_jwt: Option<String>, error: Option<&str>| {
+            let mut body = json!({"type": "authorization_response", "version": 2});
+            if let Some(jwt) = user_jwt {
+                body["jwt"] = json!(jwt);
+            }
+            if let Some(e) = error {
+                body["error"] = json!(e);
+            }
+            let claims = json!({
+                "jti": jti(), "iat": now, "iss": issuer.public_key(), "sub": user_nkey, "aud": server_id,
+                "nats": body,
+            });
+            encode_jwt(&claims, issuer)
+        };
+        let Some(worker) = events::worker::token_worker_id(token) else {
+            metrics::counter!("worker_auth_total", "result" => "refused").increment(1);
+            return respond(None, Some("not a worker token"));
+        };
+        let accepted = match self.workers.load_aggregate(&worker.to_string()).await {
+            Ok(mut ctx) => ctx.aggregate().accepts(token),
+            Err(e) => {
+                tracing::warn!(error = %e, "worker credentials unavailable");
+                return respond(None, Some("authorization is unavailable; retry"));
+            }
+        };
+        if !accepted {
+            metrics::counter!("worker_auth_total", "result" => "refused").increment(1);
+            tracing::info!(%worker, "worker refused: unknown, revoked or wrong token");
+            return respond(None, Some("worker unknown or revoked"));
         }
-        if let Some(e) = error {
-            body["error"] = json!(e);
-        }
-        let claims = json!({
-            "jti": jti(), "iat": now, "iss": issuer.public_key(), "sub": user_nkey, "aud": server_id,
-            "nats": body,
+        let mut nats = worker_permissions(worker);
+        nats["type"] = json!("user");
+        nats["version"] = json!(2);
+        let user = json!({
+            "jti": jti(), "iat": now, "exp": now + ttl.max(30),
+            "iss": issuer.public_key(), "sub": user_nkey, "aud": WORKER_ACCOUNT,
+            "name": format!("worker-{worker}"),
+            "nats": nats,
         });
-        encode_jwt(&claims, issuer)
-    };
-    let Some(worker) = events::worker::token_worker_id(token) else {
-        metrics::counter!("worker_auth_total", "result" => "refused").increment(1);
-        return respond(None, Some("not a worker token"));
-    };
-    let accepted = match s.worker_store.load_aggregate(&worker.to_string()).await {
-        Ok(mut ctx) => ctx.aggregate().accepts(token),
-        Err(e) => {
-            tracing::warn!(error = %e, "worker credentials unavailable");
-            return respond(None, Some("authorization is unavailable; retry"));
-        }
-    };
-    if !accepted {
-        metrics::counter!("worker_auth_total", "result" => "refused").increment(1);
-        tracing::info!(%worker, "worker refused: unknown, revoked or wrong token");
-        return respond(None, Some("worker unknown or revoked"));
-    }
-    let mut nats = worker_permissions(worker);
-    nats["type"] = json!("user");
-    nats["version"] = json!(2);
-    let user = json!({
-        "jti": jti(), "iat": now, "exp": now + ttl.max(30),
-        "iss": issuer.public_key(), "sub": user_nkey, "aud": WORKER_ACCOUNT,
-        "name": format!("worker-{worker}"),
-        "nats": nats,
-    });
-    let user_jwt = encode_jwt(&user, issuer)?;
-    if let Some(cid) = client_id {
-        let recorded = sqlx::query(
+        let user_jwt = encode_jwt(&user, issuer)?;
+        if let Some(cid) = client_id {
+            let recorded = sqlx::query(
             "INSERT INTO worker_connections (server_id, client_id, worker_id, connected_at) VALUES ($1, $2, $3, now())
              ON CONFLICT (server_id, client_id) DO UPDATE SET worker_id = EXCLUDED.worker_id, connected_at = now()",
         )
         .bind(server_id)
         .bind(cid)
         .bind(worker)
-        .execute(&s.pool)
+        .execute(&self.pool)
         .await;
-        if let Err(e) = recorded {
-            tracing::warn!(error = %e, "connection not recorded; revocation will rely on expiry");
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, "connection not recorded; revocation will rely on expiry");
+            }
         }
+        metrics::counter!("worker_auth_total", "result" => "accepted").increment(1);
+        respond(Some(user_jwt), None)
     }
-    metrics::counter!("worker_auth_total", "result" => "accepted").increment(1);
-    respond(Some(user_jwt), None)
-}
 
-/// Serves authorization requests until `shutdown`.
-pub async fn run(s: AppState, issuer: Arc<KeyPair>, ttl: i64, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        match s
-            .nats
-            .queue_subscribe(AUTH_SUBJECT, "api-auth".to_string())
-            .await
-        {
-            Ok(mut sub) => loop {
-                tokio::select! {
-                    _ = &mut shutdown => return,
-                    msg = sub.next() => {
-                        let Some(msg) = msg else { break };
-                        let Some(reply) = msg.reply.clone() else { continue };
-                        match answer(&s, &issuer, ttl, &msg.payload).await {
-                            Ok(jwt) => {
-                                if let Err(e) = s.nats.publish(reply, jwt.into()).await {
-                                    tracing::warn!(error = %e, "callout reply not sent");
-                                }
-                            }
-                            Err(e) => tracing::warn!(error = %e, "unreadable authorization request"),
+    /// Serves authorization requests until `shutdown` (in a queue group: any instance answers).
+    pub async fn run(self, nats: async_nats::Client, shutdown: impl Future<Output = ()>) {
+        common::shutdown::supervise("auth callout", shutdown, || async {
+            let mut sub = nats
+                .queue_subscribe(AUTH_SUBJECT, "api-auth".to_string())
+                .await?;
+            while let Some(msg) = sub.next().await {
+                let Some(reply) = msg.reply.clone() else {
+                    continue;
+                };
+                match self.answer(&msg.payload).await {
+                    Ok(jwt) => {
+                        if let Err(e) = nats.publish(reply, jwt.into()).await {
+                            tracing::warn!(error = %e, "callout reply not sent");
                         }
                     }
+                    Err(e) => tracing::warn!(error = %e, "unreadable authorization request"),
                 }
-            },
-            Err(e) => tracing::warn!(error = %e, "cannot serve the auth callout"),
-        }
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
+            }
+            anyhow::bail!("the callout subscription ended")
+        })
+        .await
     }
-}
-
-/// Disconnects client `cid` on server `server_id` (system account).
-pub async fn kick(s: &AppState, server_id: &str, cid: i64) -> anyhow::Result<()> {
-    let sys = s
-        .nats_sys
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no NATS_SYS_USER configured"))?;
-    let subject = format!("$SYS.REQ.SERVER.{server_id}.KICK");
-    let resp = tokio::time::timeout(
-        Duration::from_secs(3),
-        sys.request(subject, json!({"cid": cid}).to_string().into()),
-    )
-    .await??;
-    tracing::info!(server_id, cid, answer = %String::from_utf8_lossy(&resp.payload), "kicked");
-    Ok(())
 }

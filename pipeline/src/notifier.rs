@@ -64,26 +64,28 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn new(pool: PgPool, config: EmailConfig) -> Option<Notifier> {
-        let api_key = config.resend_api_key.as_ref()?.expose().to_owned();
+    /// A notifier, or `Ok(None)` when no `RESEND_API_KEY` is configured (emails are off).
+    pub fn new(pool: PgPool, config: EmailConfig) -> anyhow::Result<Option<Notifier>> {
+        let Some(api_key) = config
+            .resend_api_key
+            .as_ref()
+            .map(|k| k.expose().to_owned())
+        else {
+            return Ok(None);
+        };
         let mut templates = Environment::new();
-        templates
-            .add_template("verdict.txt", include_str!("../templates/verdict.txt"))
-            .expect("valid template");
-        templates
-            .add_template("verdict.html", include_str!("../templates/verdict.html"))
-            .expect("valid template");
+        templates.add_template("verdict.txt", include_str!("../templates/verdict.txt"))?;
+        templates.add_template("verdict.html", include_str!("../templates/verdict.html"))?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
-            .build()
-            .expect("HTTP client");
-        Some(Notifier {
+            .build()?;
+        Ok(Some(Notifier {
             pool,
             http,
             api_key,
             config,
             templates,
-        })
+        }))
     }
 
     /// Emails the verdict of `task` if it asked for it and it was not sent yet.
@@ -169,7 +171,7 @@ impl Notifier {
     }
 
     /// The notifier's single step: one event in, what to tell JetStream out.
-    async fn handle(&self, msg: Delivery) -> Disposition {
+    pub async fn handle(&self, msg: Delivery) -> Disposition {
         let parsed = Envelope::from_bytes(&msg.payload).ok().and_then(|env| {
             Some((
                 Uuid::parse_str(&env.aggregate_id).ok()?,
