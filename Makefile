@@ -17,7 +17,7 @@ CARGO ?= cargo
 # Extra arguments for the test runner or the bench binary: make test ARGS='-p api'
 ARGS ?=
 
-.PHONY: help up down clean test bench eval model train-model fmt lint
+.PHONY: help up down clean test bench eval model train-model openapi fmt lint
 
 help: ## List the targets
 	@echo 'usage: make <target>   (CARGO_TARGET_DIR=$(CARGO_TARGET_DIR))'
@@ -48,6 +48,9 @@ train-model: ## Retrain the analyzer's learned check (worker/rules/en.model.json
 
 model: ## Fetch, verify and convert the speech model; prints its path (MODEL=base|tiny.en)
 	@bash scripts/ensure-model.sh $(or $(MODEL),base)
+
+openapi: ## Regenerate api/openapi.json, the snapshot of the contract the code declares (a test compares them)
+	@UPDATE_OPENAPI=1 $(CARGO) test -q -p api --lib -- http::openapi
 
 fmt: ## Format the code (cargo fmt)
 	$(CARGO) fmt --all

@@ -6,7 +6,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cqrs_es::AggregateError;
-use serde_json::json;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -108,7 +107,11 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut resp = (status, Json(json!({"error": code, "message": message}))).into_response();
+        let body = crate::http::openapi::ErrorBody {
+            error: code,
+            message,
+        };
+        let mut resp = (status, Json(body)).into_response();
         let retry_after = match self {
             ApiError::RateLimited { retry_after_secs } => Some(retry_after_secs.max(1)),
             ApiError::Unavailable(_) => Some(common::ops::RETRY_AFTER_SECONDS),

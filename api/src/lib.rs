@@ -15,6 +15,7 @@ pub use write::{commands, domain, passwords, relay};
 
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod client_ip;
 pub mod config;
 pub mod error;

@@ -167,10 +167,10 @@ async fn blacklist_page(
         Ok(v) => render(
             "blacklist.html",
             context! {
-                entries => v["blacklist"].clone(),
+                entries => minijinja::Value::from_serialize(&v.blacklist),
                 q => query.q.clone().unwrap_or_default(),
-                count => v["count"].as_i64().unwrap_or(0),
-                next_cursor => v["nextCursor"].as_str().map(str::to_owned),
+                count => v.count,
+                next_cursor => v.next_cursor,
                 base_path => base_path,
             },
         ),

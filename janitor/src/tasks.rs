@@ -194,38 +194,33 @@ impl TaskCare {
 
     /// Listens for advisories and reconciles every 15 s until `shutdown`.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
         let subject = format!(
             "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
             events::topology::TASKS_STREAM,
             events::topology::WORKERS_CONSUMER
         );
         let client = self.dispatcher.js.client();
-        let mut advisories = loop {
-            match client.subscribe(subject.clone()).await {
-                Ok(s) => break s,
-                Err(e) => tracing::warn!(error = %e, "cannot subscribe to advisories; retrying"),
-            }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        };
-        let mut tick = tokio::time::interval(Duration::from_secs(15));
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                Some(msg) = advisories.next() => {
-                    if let Err(e) = self.on_max_deliveries(&msg.payload).await {
-                        tracing::warn!(error = %e, "max-deliveries advisory not handled; reconciliation will catch it");
+        common::shutdown::supervise("voice-task care", shutdown, || async {
+            let mut advisories = client.subscribe(subject.clone()).await?;
+            let mut tick = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                tokio::select! {
+                    msg = advisories.next() => {
+                        let Some(msg) = msg else {
+                            anyhow::bail!("the advisory subscription ended");
+                        };
+                        if let Err(e) = self.on_max_deliveries(&msg.payload).await {
+                            tracing::warn!(error = %e, "max-deliveries advisory not handled; reconciliation will catch it");
+                        }
                     }
-                }
-                _ = tick.tick() => {
-                    if let Err(e) = self.reconcile().await {
-                        tracing::warn!(error = %e, "reconciliation failed");
+                    _ = tick.tick() => {
+                        if let Err(e) = self.reconcile().await {
+                            tracing::warn!(error = %e, "reconciliation failed");
+                        }
                     }
                 }
             }
-        }
+        })
+        .await
     }
 }

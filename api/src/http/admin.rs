@@ -8,10 +8,11 @@ use axum::response::IntoResponse;
 use bytes::Bytes;
 use chrono::Utc;
 use cqrs_es::AggregateContext;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::extract::{FormOrJson, Json, RequestId};
+use super::openapi::{constant, ErrorBody};
 use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::client_ip::ClientIp;
@@ -67,6 +68,26 @@ pub async fn seed_admin<ES: cqrs_es::EventStore<crate::domain::admin::Admin>>(
     Ok(password)
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/seed",
+    operation_id = "seedAdmin",
+    tag = "admin",
+    summary = "Create the admin account (first call only)",
+    description = "First call only: creates the `admin` account with a random password (shown once). Afterwards 409. When ADMIN_SETUP_TOKEN is set, the request needs the header `X-Setup-Token` with it (wrong guesses count like failed logins); in production without ADMIN_SETUP_TOKEN seeding over HTTP is off (use `api admin-create`).",
+    security(()),
+    params(
+        ("X-Setup-Token" = Option<String>, Header, description = "ADMIN_SETUP_TOKEN, when the server has one")
+    ),
+    responses(
+        (status = 201, description = "The admin account was created; the password is shown once.", body = SeedResult),
+        (status = 409, description = "Conflict. Codes: `already_seeded`, `conflict`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 403, description = "setup_token_required: ADMIN_SETUP_TOKEN is set and the header is missing or wrong; seed_disabled: production without ADMIN_SETUP_TOKEN", body = ErrorBody),
+        (status = 429, description = "rate_limited (Retry-After): too many wrong setup tokens from this client", body = ErrorBody)
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn seed(
     State(s): State<AppState>,
@@ -110,7 +131,10 @@ pub async fn seed(
     .await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"username": SEED_USERNAME, "password": password})),
+        axum::Json(SeedResult {
+            username: SEED_USERNAME,
+            password,
+        }),
     ))
 }
 
@@ -119,18 +143,63 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-#[derive(Deserialize)]
-pub struct LoginForm {
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    #[schema(min_length = 1, max_length = 256)]
     username: String,
+    #[schema(max_length = 1024)]
     password: String,
 }
 
+/// OAuth2-style token response (snake_case).
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// HS256 JWT (audience `blacklist-admin`).
+    pub access_token: String,
+    #[schema(value_type = Bearer, inline)]
+    pub token_type: &'static str,
+    /// Lifetime in seconds (default 900).
+    pub expires_in: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SeedResult {
+    #[schema(value_type = AdminName, inline)]
+    pub username: &'static str,
+    /// A random password, shown once.
+    pub password: String,
+}
+
+constant!(Bearer, "bearer");
+constant!(AdminName, "admin");
+
+#[utoipa::path(
+    post,
+    path = "/admin/login",
+    operation_id = "adminLogin",
+    tag = "admin",
+    summary = "Log in and get an admin access token",
+    description = "Form fields `username` and `password` (JSON also accepted when `Content-Type: application/json`). Repeated failures from one IP are rate limited (429 with `Retry-After`).",
+    security(()),
+    request_body(content((LoginRequest = "application/x-www-form-urlencoded"), (LoginRequest = "application/json"))),
+    responses(
+        (status = 200, description = "An access token.", body = TokenResponse),
+        (status = 400, description = "Malformed request body. Codes: `bad_request`.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid credentials. Codes: `invalid_credentials`.", body = ErrorBody),
+        (status = 413, description = "Payload too large. Codes: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "Unsupported media type. Codes: `unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_body`.", body = ErrorBody),
+        (status = 429, description = "rate_limited (Retry-After): 10 failed logins within a minute from this client (an IPv4 address or an IPv6 /64); attempts count before the password is checked", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "busy (Retry-After: 1): more password checks at once than this instance runs and queues; or a dependency is down", body = ErrorBody)
+    )
+)]
 #[tracing::instrument(skip_all, fields(ip = %ip))]
 pub async fn login(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     rid: RequestId,
-    FormOrJson(form): FormOrJson<LoginForm>,
+    FormOrJson(form): FormOrJson<LoginRequest>,
 ) -> Result<impl IntoResponse> {
     // The attempt is counted before the password is checked (and given back on success), so
     // concurrent wrong passwords cannot all pass the limit before the first failure lands.
@@ -170,13 +239,28 @@ pub async fn login(
     let ctx = rid.context(format!("admin:{}", form.username));
     execute(&s.sessions, &token_id.to_string(), cmd, &ctx).await?;
     let issued = s.tokens.sign(&form.username, token_id, expires_at)?;
-    Ok(axum::Json(json!({
-        "access_token": issued.token,
-        "token_type": "bearer",
-        "expires_in": s.tokens.ttl_seconds(),
-    })))
+    Ok(axum::Json(TokenResponse {
+        access_token: issued.token,
+        token_type: "bearer",
+        expires_in: s.tokens.ttl_seconds(),
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/logout",
+    operation_id = "adminLogout",
+    tag = "admin",
+    summary = "Revoke the current admin token",
+    security(("adminBearer" = [])),
+    responses(
+        (status = 204, description = "Logged out; the token is refused from then on on every API instance."),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 409, description = "Conflict. Codes: `conflict`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all, fields(admin = %session.username))]
 pub async fn logout(
     State(s): State<AppState>,
@@ -223,19 +307,42 @@ async fn end_session(
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ChangePassword {
+pub struct ChangePasswordRequest {
     current_password: String,
+    /// 12 to 1024 characters, different from the current one.
+    #[schema(min_length = 12, max_length = 1024)]
     new_password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/password",
+    operation_id = "changeAdminPassword",
+    tag = "admin",
+    summary = "Change the admin password",
+    security(("adminBearer" = [])),
+    request_body(content = ChangePasswordRequest, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Password changed."),
+        (status = 400, description = "Malformed request body. Codes: `bad_request`.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 403, description = "Forbidden. Codes: `wrong_password`.", body = ErrorBody),
+        (status = 409, description = "Conflict. Codes: `conflict`.", body = ErrorBody),
+        (status = 413, description = "Payload too large. Codes: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "Unsupported media type. Codes: `unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `weak_password`, `invalid_body`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all, fields(admin = %session.username))]
 pub async fn change_password(
     State(s): State<AppState>,
     session: AdminSession,
     rid: RequestId,
-    Json(body): Json<ChangePassword>,
+    Json(body): Json<ChangePasswordRequest>,
 ) -> Result<StatusCode> {
     let len = body.new_password.chars().count();
     if len < MIN_PASSWORD_LEN || body.new_password.len() > MAX_PASSWORD_LEN {

@@ -4,18 +4,144 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use events::task::AnalysisResult;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::Row;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{Query, RequestId};
+use super::openapi::{constant, ErrorBody, TaskStatus};
 use super::paging::{split_page, PageQuery};
+use super::tasks::PreviousResult;
 use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::commands::execute;
 use crate::domain::voice_task::VoiceTaskCommand;
 use crate::error::{ApiError, Result};
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminTaskItem {
+    pub task_id: Uuid,
+    #[schema(value_type = TaskStatus)]
+    pub status: String,
+    pub attempts: i64,
+    #[schema(required = true)]
+    pub submitted_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
+    pub started_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
+    pub completed_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
+    pub worker_id: Option<Uuid>,
+    /// E.164 as submitted (a string, unlike `result.callerNumber`).
+    #[schema(required = true)]
+    pub caller_number: Option<String>,
+    #[schema(value_type = Option<AnalysisResult>, required = true)]
+    pub result: Option<Value>,
+    /// Earlier results replaced by re-analyses, oldest first (empty when never re-analysed).
+    #[schema(value_type = Vec<PreviousResult>)]
+    pub previous_results: Value,
+    /// A re-analysis is running (the task stays `completed` meanwhile).
+    pub reanalysis_pending: bool,
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminTaskPage {
+    pub items: Vec<AdminTaskItem>,
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryAccepted {
+    pub task_id: Uuid,
+    #[schema(value_type = Queued, inline)]
+    pub status: &'static str,
+}
+
+constant!(Queued, "queued");
+
+#[derive(Serialize, ToSchema)]
+pub struct RequeuedCount {
+    #[schema(minimum = 0)]
+    pub requeued: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReanalysisAccepted {
+    /// The batch (see `GET /admin/tasks/reanalyses`); null when no task was requested.
+    #[schema(required = true)]
+    pub batch_id: Option<Uuid>,
+    /// Completed tasks the filter matched.
+    #[schema(minimum = 0)]
+    pub matched: i64,
+    /// Of those, re-analyses requested (a task taken by another batch meanwhile is skipped).
+    #[schema(minimum = 0)]
+    pub requested: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReanalysisBatch {
+    pub batch_id: Uuid,
+    /// The admin who asked.
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    /// Tasks in the batch.
+    #[schema(minimum = 0)]
+    pub total: i64,
+    /// Re-analysed (`TaskReanalysed`).
+    #[schema(minimum = 0)]
+    pub done: i64,
+    /// Re-analyses that failed (`TaskReanalysisFailed`); those tasks keep their earlier result.
+    #[schema(minimum = 0)]
+    pub failed: i64,
+    /// total − done − failed.
+    #[schema(minimum = 0)]
+    pub pending: i64,
+    /// Re-analysed tasks whose verdict differs from the one before.
+    #[schema(minimum = 0)]
+    pub changed_verdict: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReanalysisBatchList {
+    /// The latest 20 batches, newest first.
+    pub items: Vec<ReanalysisBatch>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    pub queued: i64,
+    pub processing: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub workers_online: i64,
+    /// Over the last 50 completed tasks; 0 without history.
+    pub avg_processing_seconds: f64,
+    /// 0 when nothing is queued.
+    pub oldest_queued_age_seconds: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Scam,
+    Suspicious,
+    Safe,
+    Inconclusive,
+}
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -24,6 +150,26 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/tasks",
+    operation_id = "listTasks",
+    tag = "queue",
+    summary = "List voice tasks",
+    security(("adminBearer" = [])),
+    params(
+        ("status" = Option<TaskStatus>, Query, description = "Filter by task status."),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50).", minimum = 1, maximum = 500),
+        ("cursor" = Option<String>, Query, description = "Opaque cursor from a previous page's `nextCursor`.")
+    ),
+    responses(
+        (status = 200, description = "A page of tasks, newest submission first.", body = AdminTaskPage),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_status`, `invalid_limit`, `invalid_cursor`, `invalid_query`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(s): State<AppState>,
@@ -59,28 +205,43 @@ pub async fn list(
     let (rows, next) = split_page(rows, limit, |r| {
         (r.get::<i64, _>("at_us"), r.get::<Uuid, _>("task_id"))
     });
-    let items: Vec<Value> = rows
+    let items = rows
         .iter()
-        .map(|r| {
-            json!({
-                "taskId": r.get::<Uuid, _>("task_id"),
-                "status": r.get::<String, _>("status"),
-                "attempts": r.get::<i32, _>("attempts"),
-                "submittedAt": r.get::<Option<DateTime<Utc>>, _>("submitted_at"),
-                "startedAt": r.get::<Option<DateTime<Utc>>, _>("started_at"),
-                "completedAt": r.get::<Option<DateTime<Utc>>, _>("completed_at"),
-                "workerId": r.get::<Option<Uuid>, _>("worker_id"),
-                "callerNumber": r.get::<Option<String>, _>("caller_number"),
-                "result": r.get::<Option<Value>, _>("result"),
-                "previousResults": r.get::<Value, _>("previous_results"),
-                "reanalysisPending": r.get::<Option<Uuid>, _>("reanalysis_batch").is_some(),
-                "error": r.get::<Option<String>, _>("error"),
-            })
+        .map(|r| AdminTaskItem {
+            task_id: r.get("task_id"),
+            status: r.get("status"),
+            attempts: r.get::<i32, _>("attempts").into(),
+            submitted_at: r.get("submitted_at"),
+            started_at: r.get("started_at"),
+            completed_at: r.get("completed_at"),
+            worker_id: r.get("worker_id"),
+            caller_number: r.get("caller_number"),
+            result: r.get("result"),
+            previous_results: r.get("previous_results"),
+            reanalysis_pending: r.get::<Option<Uuid>, _>("reanalysis_batch").is_some(),
+            error: r.get("error"),
         })
         .collect();
-    Ok(axum::Json(json!({"items": items, "nextCursor": next})))
+    Ok(axum::Json(AdminTaskPage {
+        items,
+        next_cursor: next,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/queue/stats",
+    operation_id = "getQueueStats",
+    tag = "queue",
+    summary = "Queue statistics",
+    security(("adminBearer" = [])),
+    responses(
+        (status = 200, description = "Queue statistics.", body = QueueStats),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn stats(State(s): State<AppState>, _admin: AdminSession) -> Result<impl IntoResponse> {
     let r = sqlx::query(
@@ -100,15 +261,15 @@ pub async fn stats(State(s): State<AppState>, _admin: AdminSession) -> Result<im
     .fetch_one(&s.pool)
     .await
     .map_err(ApiError::from_db)?;
-    Ok(axum::Json(json!({
-        "queued": r.get::<i64, _>("queued"),
-        "processing": r.get::<i64, _>("processing"),
-        "completed": r.get::<i64, _>("completed"),
-        "failed": r.get::<i64, _>("failed"),
-        "workersOnline": r.get::<i64, _>("online"),
-        "avgProcessingSeconds": r.get::<Option<f64>, _>("avg_seconds").unwrap_or(0.0),
-        "oldestQueuedAgeSeconds": r.get::<Option<f64>, _>("oldest").unwrap_or(0.0),
-    })))
+    Ok(axum::Json(QueueStats {
+        queued: r.get("queued"),
+        processing: r.get("processing"),
+        completed: r.get("completed"),
+        failed: r.get("failed"),
+        workers_online: r.get("online"),
+        avg_processing_seconds: r.get::<Option<f64>, _>("avg_seconds").unwrap_or(0.0),
+        oldest_queued_age_seconds: r.get::<Option<f64>, _>("oldest").unwrap_or(0.0),
+    }))
 }
 
 async fn requeue(s: &AppState, admin: &AdminSession, id: Uuid, rid: Option<String>) -> Result<()> {
@@ -126,6 +287,26 @@ async fn requeue(s: &AppState, admin: &AdminSession, id: Uuid, rid: Option<Strin
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/tasks/{id}/retry",
+    operation_id = "retryTask",
+    tag = "queue",
+    summary = "Requeue a failed task",
+    description = "409 `not_failed` unless the task failed.",
+    security(("adminBearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The task id (a malformed id is 404).")
+    ),
+    responses(
+        (status = 202, description = "Requeued.", body = RetryAccepted),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 404, description = "Not found. Codes: `not_found`.", body = ErrorBody),
+        (status = 409, description = "Conflict. Codes: `not_failed`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all, fields(task = %raw))]
 pub async fn retry(
     State(s): State<AppState>,
@@ -137,7 +318,10 @@ pub async fn retry(
     match requeue(&s, &admin, id, rid.0).await {
         Ok(()) => Ok((
             StatusCode::ACCEPTED,
-            axum::Json(json!({"taskId": id, "status": "queued"})),
+            axum::Json(RetryAccepted {
+                task_id: id,
+                status: "queued",
+            }),
         )),
         Err(ApiError::Unprocessable("upload_missing", _)) => {
             Err(ApiError::NotFound("no such task".into()))
@@ -147,6 +331,20 @@ pub async fn retry(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/tasks/retry-all-failed",
+    operation_id = "retryAllFailedTasks",
+    tag = "queue",
+    summary = "Requeue every failed task",
+    security(("adminBearer" = [])),
+    responses(
+        (status = 200, description = "How many tasks were requeued (tasks requeued concurrently are skipped).", body = RequeuedCount),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn retry_all_failed(
     State(s): State<AppState>,
@@ -168,22 +366,29 @@ pub async fn retry_all_failed(
             Err(e) => return Err(e),
         }
     }
-    Ok(axum::Json(json!({"requeued": requeued})))
+    Ok(axum::Json(RequeuedCount { requeued }))
 }
 
-/// Which completed tasks a re-analysis takes (every field optional; all given must hold).
-#[derive(Deserialize)]
+/// Which completed tasks to analyse again. Every field is optional; all that are given must hold. Tasks with a re-analysis already running are left alone. Unknown fields are refused (422 `invalid_body`).
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ReanalyseBody {
-    /// Tasks whose analyzer rules version is below this one (`2026.11.2`), or unknown.
+pub struct ReanalyseRequest {
+    /// Only results whose analyzer `rulesVersion` is below this one, compared part by part as numbers (`2026.11.10` > `2026.11.9`). Results without a `rulesVersion` (before issue 9) count as below. Empty: no version filter.
+    #[schema(
+        max_length = 32,
+        pattern = "^[0-9]{1,9}(\\.[0-9]{1,9})*$",
+        example = "2026.11.2"
+    )]
     analyzer_version_below: Option<String>,
     /// Completed at or after.
     from: Option<DateTime<Utc>>,
-    /// Completed before.
+    /// Completed before; must be after `from`.
     to: Option<DateTime<Utc>>,
-    /// scam | suspicious | safe | inconclusive
+    /// Only tasks whose current verdict is this one.
+    #[schema(value_type = Option<Verdict>)]
     verdict: Option<String>,
-    /// At most this many tasks (default 1000, at most 10000), oldest first.
+    /// At most this many tasks (default 1000), oldest completion first.
+    #[schema(minimum = 1, maximum = 10000)]
     limit: Option<i64>,
 }
 
@@ -193,12 +398,32 @@ const MAX_REANALYSIS: i64 = 10_000;
 /// `POST /admin/tasks/reanalyse`: completed tasks matching the filter are analysed again with
 /// today's analyzer (their stored recordings); each new result is a `TaskReanalysed` event beside
 /// the old result. Tasks with a re-analysis already running are left as they are.
+#[utoipa::path(
+    post,
+    path = "/admin/tasks/reanalyse",
+    operation_id = "reanalyseTasks",
+    tag = "queue",
+    summary = "Analyse completed tasks again with today's analyzer",
+    description = "Each matching completed task gets `TaskReanalysisRequested {batchId, by}`; the dispatcher publishes its job again (the stored recording), and the worker's result becomes `TaskReanalysed` (or `TaskReanalysisFailed`). The task stays `completed` with its current result meanwhile (`reanalysisPending: true`); the new result replaces it and the old one moves to `previousResults`. A new `scam` verdict with a caller number files that call's evidence for the number (once per task). Progress: `GET /admin/tasks/reanalyses`.",
+    security(("adminBearer" = [])),
+    request_body(content = ReanalyseRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Requested (also when nothing matched: `requested` 0, `batchId` null).", body = ReanalysisAccepted),
+        (status = 400, description = "Malformed request body. Codes: `bad_request`.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 413, description = "Payload too large. Codes: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "Unsupported media type. Codes: `unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_version` (analyzerVersionBelow is not numbers and dots), `invalid_verdict`, `invalid_period` (from not before to), `invalid_limit` (not 1 to 10000), `invalid_body` (unknown field or wrong type).", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn reanalyse(
     State(s): State<AppState>,
     admin: AdminSession,
     rid: RequestId,
-    super::extract::Json(body): super::extract::Json<ReanalyseBody>,
+    super::extract::Json(body): super::extract::Json<ReanalyseRequest>,
 ) -> Result<impl IntoResponse> {
     let below = match body.analyzer_version_below.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -284,15 +509,30 @@ pub async fn reanalyse(
     metrics::counter!("voice_tasks_reanalysis_requested_total").increment(requested as u64);
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({
-            "batchId": if requested > 0 { Some(batch_id) } else { None },
-            "matched": ids.len(),
-            "requested": requested,
-        })),
+        axum::Json(ReanalysisAccepted {
+            batch_id: (requested > 0).then_some(batch_id),
+            matched: ids.len() as i64,
+            requested,
+        }),
     ))
 }
 
 /// `GET /admin/tasks/reanalyses`: the latest re-analysis batches and their progress.
+#[utoipa::path(
+    get,
+    path = "/admin/tasks/reanalyses",
+    operation_id = "listReanalyses",
+    tag = "queue",
+    summary = "Re-analysis batches and their progress",
+    description = "The latest 20 batches, newest first (not paged).",
+    security(("adminBearer" = [])),
+    responses(
+        (status = 200, description = "The batches.", body = ReanalysisBatchList),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn reanalyses(
     State(s): State<AppState>,
@@ -302,26 +542,26 @@ pub async fn reanalyses(
         .fetch_all(&s.pool)
         .await
         .map_err(ApiError::from_db)?;
-    let items: Vec<Value> = rows
+    let items = rows
         .iter()
         .map(|r| {
             let (total, done, failed) = (
-                r.get::<i32, _>("total"),
-                r.get::<i32, _>("done"),
-                r.get::<i32, _>("failed"),
+                i64::from(r.get::<i32, _>("total")),
+                i64::from(r.get::<i32, _>("done")),
+                i64::from(r.get::<i32, _>("failed")),
             );
-            json!({
-                "batchId": r.get::<Uuid, _>("batch_id"),
-                "requestedBy": r.get::<String, _>("requested_by"),
-                "requestedAt": r.get::<DateTime<Utc>, _>("requested_at"),
-                "total": total,
-                "done": done,
-                "failed": failed,
-                "pending": (total - done - failed).max(0),
-                "changedVerdict": r.get::<i32, _>("changed_verdict"),
-                "updatedAt": r.get::<DateTime<Utc>, _>("updated_at"),
-            })
+            ReanalysisBatch {
+                batch_id: r.get("batch_id"),
+                requested_by: r.get("requested_by"),
+                requested_at: r.get("requested_at"),
+                total,
+                done,
+                failed,
+                pending: (total - done - failed).max(0),
+                changed_verdict: r.get::<i32, _>("changed_verdict").into(),
+                updated_at: r.get("updated_at"),
+            }
         })
         .collect();
-    Ok(axum::Json(json!({"items": items})))
+    Ok(axum::Json(ReanalysisBatchList { items }))
 }

@@ -1,14 +1,29 @@
-//! `/docs`: the OpenAPI document (`api/openapi.json`, compiled in) and a readable page made
-//! from it on the server (self-contained: no scripts or styles from elsewhere).
+//! `/docs`: the OpenAPI document generated from the code (`super::openapi`) and a readable page
+//! made from it on the server (self-contained: no scripts or styles from elsewhere).
 
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
+use std::sync::LazyLock;
+
 use serde_json::Value;
 
-pub const OPENAPI: &str = include_str!("../../openapi.json");
+/// The document as served (and as `api/openapi.json` holds it), made once.
+pub fn openapi_json() -> &'static str {
+    static DOC: LazyLock<String> =
+        LazyLock::new(
+            || match serde_json::to_string_pretty(&super::openapi::document()) {
+                Ok(json) => json + "\n",
+                Err(e) => {
+                    tracing::error!(error = %e, "the OpenAPI document does not serialize");
+                    "{}".into()
+                }
+            },
+        );
+    &DOC
+}
 
 pub async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json())
 }
 
 fn esc(s: &str) -> String {
@@ -45,11 +60,13 @@ pub fn render(doc: &Value) -> String {
                 if let Some(d) = op["description"].as_str() {
                     html.push_str(&format!("<p class=d>{}</p>", esc(d)));
                 }
-                if let Some(sec) = op["security"].as_array().filter(|s| !s.is_empty()) {
-                    let names: Vec<String> = sec
-                        .iter()
-                        .filter_map(|s| s.as_object()?.keys().next().cloned())
-                        .collect();
+                let names: Vec<String> = op["security"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_object()?.keys().next().cloned())
+                    .collect();
+                if !names.is_empty() {
                     html.push_str(&format!(
                         "<p class=auth>Auth: {}</p>",
                         esc(&names.join(", "))
@@ -106,7 +123,10 @@ table{{border-collapse:collapse;margin:.4rem 0}}td,th{{border:1px solid #e3e6ee;
     )
 }
 
-pub async fn page() -> Html<String> {
-    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
-    Html(render(&doc))
+pub async fn page() -> Html<&'static str> {
+    static PAGE: LazyLock<String> = LazyLock::new(|| {
+        let doc: Value = serde_json::from_str(openapi_json()).unwrap_or(Value::Null);
+        render(&doc)
+    });
+    Html(&PAGE)
 }

@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use crate::app::AppState;
 use crate::client_ip::{resolve, BannedIp, ClientIp};
@@ -45,11 +44,7 @@ pub async fn refuse_banned_ips(
         s.evasion.record();
         return (
             StatusCode::FORBIDDEN,
-            Json(json!({
-                "error": "access_denied",
-                "banned": true,
-                "message": "Your IP address has been banned for violating the community rules.",
-            })),
+            Json(super::openapi::AccessDenied::BODY),
         )
             .into_response();
     }

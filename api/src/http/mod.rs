@@ -5,6 +5,7 @@ mod admin_tasks;
 pub mod docs;
 pub mod extract;
 mod ip_bans;
+pub mod openapi;
 pub mod paging;
 pub mod phones;
 pub mod reports;
@@ -18,11 +19,13 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use common::ops::Readiness;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error;
@@ -39,58 +42,17 @@ pub struct Limits {
     pub upload_timeout: std::time::Duration,
 }
 
+/// 408 when a request (body included) takes longer than `limit` to answer.
+fn timeout(limit: std::time::Duration) -> tower_http::timeout::TimeoutLayer {
+    tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        limit,
+    )
+}
+
 pub fn router(state: AppState, readiness: Readiness, limits: Limits) -> Router {
     let max_body_bytes = limits.max_body_bytes;
-    let timeout = |d| {
-        tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            d,
-        )
-    };
-    let api = Router::new()
-        .route("/admin/seed", post(admin::seed))
-        .route("/admin/login", post(admin::login))
-        .route("/admin/logout", post(admin::logout))
-        .route("/admin/password", post(admin::change_password))
-        .route("/client/uploads/presigned-url", post(tasks::presign_upload))
-        .route("/client/tasks", post(tasks::submit))
-        .route("/client/tasks/{task_id}", get(tasks::status))
-        .route("/client/tasks/{task_id}/events", get(tasks::events))
-        .route("/client/tasks/{task_id}/recording", get(tasks::recording))
-        .route("/client/phones/report", post(phones::report))
-        .route("/client/phones/{phone_number}", get(phones::lookup))
-        .route("/admin/phones", get(phones::list))
-        .route("/admin/phones/{id}/approve", post(phones::approve))
-        .route("/admin/phones/{id}/reject", post(phones::reject))
-        .route("/admin/phones/{id}", axum::routing::delete(phones::delete))
-        .route("/admin/tasks", get(admin_tasks::list))
-        .route(
-            "/admin/tasks/retry-all-failed",
-            post(admin_tasks::retry_all_failed),
-        )
-        .route("/admin/tasks/{id}/retry", post(admin_tasks::retry))
-        .route("/admin/tasks/reanalyse", post(admin_tasks::reanalyse))
-        .route("/admin/tasks/reanalyses", get(admin_tasks::reanalyses))
-        .route("/admin/queue/stats", get(admin_tasks::stats))
-        .route("/admin/workers", post(workers::register).get(workers::list))
-        .route(
-            "/admin/workers/{id}",
-            axum::routing::delete(workers::revoke),
-        )
-        .route("/report/user", post(reports::report_user))
-        .route("/report/pending", get(reports::pending))
-        .route("/report/review/{user_id}", post(reports::review))
-        .route("/report/blacklist", get(reports::blacklist))
-        .route("/report/check-ban", get(reports::check_ban))
-        .route("/report/stats", get(reports::stats))
-        .route("/report/reports", get(reports::reports))
-        .layer(timeout(limits.request_timeout))
-        // Streamed to the store with its own, longer time limit; every check happens before
-        // a byte of the body is read.
-        .route(
-            "/client/uploads/{upload_id}/content",
-            axum::routing::put(tasks::relay_upload).layer(timeout(limits.upload_timeout)),
-        );
+    let (api, _) = api_routes(limits.request_timeout, limits.upload_timeout).split_for_parts();
     Router::new()
         .nest("/api/v1", api)
         .fallback(error::not_found)
@@ -121,6 +83,52 @@ pub fn router(state: AppState, readiness: Readiness, limits: Limits) -> Router {
             state,
             ip_bans::refuse_banned_ips,
         ))
+}
+
+/// The `/api/v1` operations, each routed from its `#[utoipa::path]` (which documents it), with
+/// their time limits.
+pub fn api_routes(
+    request_timeout: std::time::Duration,
+    upload_timeout: std::time::Duration,
+) -> OpenApiRouter<AppState> {
+    // Streamed to the store with its own, longer time limit; every check happens before a byte
+    // of the body is read.
+    let upload = OpenApiRouter::new()
+        .routes(routes!(tasks::relay_upload))
+        .layer(timeout(upload_timeout));
+    OpenApiRouter::new()
+        .routes(routes!(admin::seed))
+        .routes(routes!(admin::login))
+        .routes(routes!(admin::logout))
+        .routes(routes!(admin::change_password))
+        .routes(routes!(tasks::presign_upload))
+        .routes(routes!(tasks::submit))
+        .routes(routes!(tasks::status))
+        .routes(routes!(tasks::events))
+        .routes(routes!(tasks::recording))
+        .routes(routes!(phones::report))
+        .routes(routes!(phones::lookup))
+        .routes(routes!(phones::list))
+        .routes(routes!(phones::approve))
+        .routes(routes!(phones::reject))
+        .routes(routes!(phones::delete))
+        .routes(routes!(admin_tasks::list))
+        .routes(routes!(admin_tasks::retry_all_failed))
+        .routes(routes!(admin_tasks::retry))
+        .routes(routes!(admin_tasks::reanalyse))
+        .routes(routes!(admin_tasks::reanalyses))
+        .routes(routes!(admin_tasks::stats))
+        .routes(routes!(workers::register, workers::list))
+        .routes(routes!(workers::revoke))
+        .routes(routes!(reports::report_user))
+        .routes(routes!(reports::pending))
+        .routes(routes!(reports::review))
+        .routes(routes!(reports::blacklist))
+        .routes(routes!(reports::check_ban))
+        .routes(routes!(reports::stats))
+        .routes(routes!(reports::reports))
+        .layer(timeout(request_timeout))
+        .merge(upload)
 }
 
 /// Longest client-supplied `X-Request-Id` kept.

@@ -5,12 +5,16 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use events::phone_number::Category;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::Row;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{optional_text, Json, Query, RequestId};
+use super::openapi::{
+    constant, ErrorBody, Forbidden, PhoneCategory, PhoneReportStatus, PhoneStatus,
+};
 use super::paging::{split_page, PageQuery};
 use crate::app::AppState;
 use crate::auth::AdminSession;
@@ -35,22 +39,128 @@ fn number(raw: &str, region: Option<&str>) -> Result<String> {
         .map_err(|e| ApiError::unprocessable("invalid_phone_number", e.to_string()))
 }
 
-#[derive(Deserialize)]
+/// A report of a phone number. Every field is checked by the handler (a clear 422 each).
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ReportBody {
+pub struct PhoneReportRequest {
+    #[schema(value_type = String, required = true)]
     phone_number: Option<String>,
+    /// ISO 3166 region for numbers without a leading +, e.g. US.
     region: Option<String>,
+    #[schema(value_type = PhoneCategory, required = true)]
     category: Option<String>,
+    #[schema(max_length = 2000)]
     description: Option<String>,
+    #[schema(max_length = 2048)]
     turnstile_token: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneReportCreated {
+    pub report_id: Uuid,
+    /// E.164
+    pub phone_number: String,
+    #[schema(value_type = ReportPending, inline)]
+    pub status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneLookup {
+    /// E.164
+    pub phone_number: String,
+    #[schema(value_type = PhoneStatus)]
+    pub status: String,
+    pub approved_reports: i64,
+    pub pending_reports: i64,
+    /// Report counts per category.
+    #[schema(value_type = BTreeMap<String, i64>)]
+    pub categories: Value,
+    #[schema(required = true)]
+    pub last_reported_at: Option<DateTime<Utc>>,
+    /// Analysed calls from this number judged a scam whose evidence is pending moderation or approved (reports with a `taskId`). They count in `pendingReports`/`approvedReports` and `categories.scam` too.
+    #[schema(minimum = 0)]
+    pub flagged_calls: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneReportItem {
+    pub id: Uuid,
+    pub phone_number: String,
+    #[schema(value_type = PhoneCategory)]
+    pub category: String,
+    #[schema(required = true)]
+    pub description: Option<String>,
+    #[schema(value_type = PhoneReportStatus)]
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub counted: bool,
+    #[schema(required = true)]
+    pub reporter_ip: Option<String>,
+    /// Distinct reporter IPs of the number.
+    pub distinct_ips: i64,
+    /// Set when the report is the evidence of an analysed call from this number judged a scam (filed by the voice pipeline, no reporter IP, `category` scam, the task in `description`); null for reports from people.
+    #[schema(required = true)]
+    pub task_id: Option<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneReportPage {
+    pub items: Vec<PhoneReportItem>,
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneDecision {
+    pub id: Uuid,
+    pub phone_number: String,
+    #[schema(value_type = Decided, inline)]
+    pub status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+pub enum Decided {
+    Approved,
+    Rejected,
+}
+
+constant!(ReportPending, "pending");
+
+#[utoipa::path(
+    post,
+    path = "/client/phones/report",
+    operation_id = "reportPhone",
+    tag = "phones",
+    summary = "Report a phone number",
+    description = "Public, Turnstile-protected, rate limited per IP. The number is normalized to E.164.",
+    security(()),
+    request_body(content = PhoneReportRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The report, pending moderation.", body = PhoneReportCreated),
+        (status = 400, description = "Malformed request body. Codes: `bad_request`.", body = ErrorBody),
+        (status = 403, description = "Forbidden. A banned IP gets the `AccessDenied` body (`access_denied`) before any other processing. Codes: `captcha_failed`, `access_denied`.", body = Forbidden),
+        (status = 409, description = "Conflict. Codes: `conflict`.", body = ErrorBody),
+        (status = 413, description = "Payload too large. Codes: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "Unsupported media type. Codes: `unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_phone_number`, `invalid_category`, `description_too_long`, `invalid_body`.", body = ErrorBody),
+        (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all, fields(ip = %ip))]
 pub async fn report(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     rid: RequestId,
-    Json(body): Json<ReportBody>,
+    Json(body): Json<PhoneReportRequest>,
 ) -> Result<impl IntoResponse> {
     rate_limit(&s.public_writes, ip)?;
     let e164 = number(
@@ -88,7 +198,11 @@ pub async fn report(
     metrics::counter!("phone_reports_total").increment(1);
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"reportId": report_id, "phoneNumber": e164, "status": "pending"})),
+        axum::Json(PhoneReportCreated {
+            report_id,
+            phone_number: e164,
+            status: "pending",
+        }),
     ))
 }
 
@@ -97,6 +211,27 @@ pub struct LookupQuery {
     region: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/client/phones/{phone_number}",
+    operation_id = "lookupPhone",
+    tag = "phones",
+    summary = "Look up a phone number's standing",
+    description = "Public; rate limited per IP. `flaggedCalls` counts analysed calls from the number judged a scam whose evidence is pending or approved.",
+    security(()),
+    params(
+        ("phone_number" = String, Path, description = "The phone number (URL-encoded; E.164 or national with `region`)."),
+        ("region" = Option<String>, Query, description = "ISO 3166 region for numbers without a leading +.")
+    ),
+    responses(
+        (status = 200, description = "The number's standing (`unknown` with zero counts when never reported).", body = PhoneLookup),
+        (status = 403, description = "Forbidden. A banned IP gets the `AccessDenied` body (`access_denied`) before any other processing. Codes: `access_denied`.", body = Forbidden),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_phone_number`, `invalid_query`.", body = ErrorBody),
+        (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn lookup(
     State(s): State<AppState>,
@@ -112,24 +247,24 @@ pub async fn lookup(
         .await
         .map_err(ApiError::from_db)?;
     let body = match row {
-        Some(r) => json!({
-            "phoneNumber": e164,
-            "status": r.get::<String, _>("status"),
-            "approvedReports": r.get::<i32, _>("approved_reports"),
-            "pendingReports": r.get::<i32, _>("pending_reports"),
-            "categories": r.get::<Value, _>("categories"),
-            "lastReportedAt": r.get::<Option<DateTime<Utc>>, _>("last_reported_at"),
-            "flaggedCalls": r.get::<i32, _>("flagged_calls"),
-        }),
-        None => json!({
-            "phoneNumber": e164,
-            "status": "unknown",
-            "approvedReports": 0,
-            "pendingReports": 0,
-            "categories": {},
-            "lastReportedAt": null,
-            "flaggedCalls": 0,
-        }),
+        Some(r) => PhoneLookup {
+            phone_number: e164,
+            status: r.get("status"),
+            approved_reports: r.get::<i32, _>("approved_reports").into(),
+            pending_reports: r.get::<i32, _>("pending_reports").into(),
+            categories: r.get("categories"),
+            last_reported_at: r.get("last_reported_at"),
+            flagged_calls: r.get::<i32, _>("flagged_calls").into(),
+        },
+        None => PhoneLookup {
+            phone_number: e164,
+            status: "unknown".into(),
+            approved_reports: 0,
+            pending_reports: 0,
+            categories: Value::Object(Default::default()),
+            last_reported_at: None,
+            flagged_calls: 0,
+        },
     };
     Ok(axum::Json(body))
 }
@@ -142,6 +277,28 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/phones",
+    operation_id = "listPhoneReports",
+    tag = "phones",
+    summary = "List phone reports for moderation",
+    description = "Reports from people and, with `taskId` set, the evidence of analysed calls judged a scam (filed by the voice pipeline as pending reports; approving one makes the number `dangerous` like any report).",
+    security(("adminBearer" = [])),
+    params(
+        ("status" = Option<PhoneReportStatus>, Query, description = "Filter by report status."),
+        ("q" = Option<String>, Query, description = "Digits to search for in the number (non-digits are ignored)."),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50).", minimum = 1, maximum = 500),
+        ("cursor" = Option<String>, Query, description = "Opaque cursor from a previous page's `nextCursor`.")
+    ),
+    responses(
+        (status = 200, description = "A page of reports, newest first.", body = PhoneReportPage),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_status`, `invalid_limit`, `invalid_cursor`, `invalid_query`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(s): State<AppState>,
@@ -194,24 +351,25 @@ pub async fn list(
     let (rows, next) = split_page(rows, limit, |r| {
         (r.get::<i64, _>("at_us"), r.get::<Uuid, _>("report_id"))
     });
-    let items: Vec<Value> = rows
+    let items = rows
         .iter()
-        .map(|r| {
-            json!({
-                "id": r.get::<Uuid, _>("report_id"),
-                "phoneNumber": r.get::<String, _>("phone_number"),
-                "category": r.get::<String, _>("category"),
-                "description": r.get::<Option<String>, _>("description"),
-                "status": r.get::<String, _>("status"),
-                "createdAt": r.get::<DateTime<Utc>, _>("created_at"),
-                "counted": r.get::<bool, _>("counted"),
-                "reporterIp": r.get::<Option<String>, _>("reporter_ip"),
-                "distinctIps": r.get::<i32, _>("distinct_ips"),
-                "taskId": r.get::<Option<Uuid>, _>("task_id"),
-            })
+        .map(|r| PhoneReportItem {
+            id: r.get("report_id"),
+            phone_number: r.get("phone_number"),
+            category: r.get("category"),
+            description: r.get("description"),
+            status: r.get("status"),
+            created_at: r.get("created_at"),
+            counted: r.get("counted"),
+            reporter_ip: r.get("reporter_ip"),
+            distinct_ips: r.get::<i32, _>("distinct_ips").into(),
+            task_id: r.get("task_id"),
         })
         .collect();
-    Ok(axum::Json(json!({"items": items, "nextCursor": next})))
+    Ok(axum::Json(PhoneReportPage {
+        items,
+        next_cursor: next,
+    }))
 }
 
 /// The number a report belongs to (404 for unknown or deleted reports, or a malformed id).
@@ -261,6 +419,25 @@ async fn decide(
     Ok((report_id, e164))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/phones/{id}/approve",
+    operation_id = "approvePhoneReport",
+    tag = "phones",
+    summary = "Approve a phone report",
+    security(("adminBearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The phone report id (a malformed id is 404).")
+    ),
+    responses(
+        (status = 200, description = "The report is approved. The number becomes `dangerous`.", body = PhoneDecision),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 404, description = "Not found. Codes: `not_found`.", body = ErrorBody),
+        (status = 409, description = "Conflict. Codes: `already_decided`, `conflict`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all, fields(report = %id))]
 pub async fn approve(
     State(s): State<AppState>,
@@ -269,11 +446,32 @@ pub async fn approve(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
     let (report_id, e164) = decide(&s, &admin, rid, &id, "approve").await?;
-    Ok(axum::Json(
-        json!({"id": report_id, "phoneNumber": e164, "status": "approved"}),
-    ))
+    Ok(axum::Json(PhoneDecision {
+        id: report_id,
+        phone_number: e164,
+        status: "approved",
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/phones/{id}/reject",
+    operation_id = "rejectPhoneReport",
+    tag = "phones",
+    summary = "Reject a phone report",
+    security(("adminBearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The phone report id (a malformed id is 404).")
+    ),
+    responses(
+        (status = 200, description = "The report is rejected.", body = PhoneDecision),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 404, description = "Not found. Codes: `not_found`.", body = ErrorBody),
+        (status = 409, description = "Conflict. Codes: `already_decided`, `conflict`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all, fields(report = %id))]
 pub async fn reject(
     State(s): State<AppState>,
@@ -282,11 +480,32 @@ pub async fn reject(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
     let (report_id, e164) = decide(&s, &admin, rid, &id, "reject").await?;
-    Ok(axum::Json(
-        json!({"id": report_id, "phoneNumber": e164, "status": "rejected"}),
-    ))
+    Ok(axum::Json(PhoneDecision {
+        id: report_id,
+        phone_number: e164,
+        status: "rejected",
+    }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/phones/{id}",
+    operation_id = "deletePhoneReport",
+    tag = "phones",
+    summary = "Delete a phone report",
+    security(("adminBearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The phone report id (a malformed id is 404).")
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 404, description = "Not found. Codes: `not_found`.", body = ErrorBody),
+        (status = 409, description = "Conflict. Codes: `conflict`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all, fields(report = %id))]
 pub async fn delete(
     State(s): State<AppState>,

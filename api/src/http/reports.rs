@@ -7,11 +7,12 @@ use chrono::{DateTime, Utc};
 use cqrs_es::{AggregateContext, EventStore};
 use events::platform_user::{PlatformUserEvent, ReviewDecision};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sqlx::Row;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{optional_text, Json, Query, RequestId};
+use super::openapi::{BanStatus, ErrorBody, Forbidden};
 use super::paging::{split_page, PageQuery};
 use crate::app::AppState;
 use crate::auth::AdminSession;
@@ -23,9 +24,8 @@ use crate::session_auth::PlatformUser;
 
 pub const MAX_REASON_CHARS: usize = 2000;
 
-fn ms(t: Option<DateTime<Utc>>) -> Value {
-    t.map(|t| json!(t.timestamp_millis()))
-        .unwrap_or(Value::Null)
+fn ms(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(|t| t.timestamp_millis())
 }
 
 fn user_id(raw: &str, field: &str) -> Result<Uuid> {
@@ -33,21 +33,190 @@ fn user_id(raw: &str, field: &str) -> Result<Uuid> {
         .map_err(|_| ApiError::unprocessable("invalid_id", format!("{field} must be a UUID")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ReportBody {
+pub struct UserReportRequest {
+    #[schema(value_type = Uuid, required = true)]
     reported_user_id: Option<String>,
+    #[schema(max_length = 2000)]
     reason: Option<String>,
+    #[schema(value_type = Option<Uuid>)]
     room_id: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserReportCreated {
+    pub success: bool,
+    pub report_id: Uuid,
+    pub report_count: i64,
+    pub auto_banned: bool,
+    pub message: &'static str,
+}
+
+/// A user's ban as the read model has it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BanRecord {
+    pub user_id: String,
+    #[schema(required = true)]
+    pub user_name: Option<String>,
+    #[schema(required = true)]
+    pub user_selfie: Option<String>,
+    #[schema(required = true)]
+    pub user_video: Option<String>,
+    #[schema(value_type = BanStatus)]
+    pub ban_status: String,
+    /// Milliseconds since the Unix epoch.
+    #[schema(required = true)]
+    pub banned_at: Option<i64>,
+    #[schema(required = true)]
+    pub banned_reason: Option<String>,
+    pub report_count: i64,
+    /// `pending`, `reviewed_ban` or `reviewed_vindicate` (read model values).
+    #[schema(required = true)]
+    pub review_status: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    #[schema(required = true)]
+    pub reviewed_at: Option<i64>,
+}
+
+/// A ban waiting for review, with its newest reports (at most 20; `reportCount` says how many
+/// there are, `GET /report/reports?userId=` pages through all of them).
+#[derive(Serialize, ToSchema)]
+pub struct PendingBan {
+    #[serde(flatten)]
+    pub record: BanRecord,
+    pub reports: Vec<ReportView>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingList {
+    pub pending: Vec<PendingBan>,
+    pub count: i64,
+    /// Cursor of the next page; null on the last.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Permanent,
+    Vindicated,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewResult {
+    pub success: bool,
+    pub user_id: String,
+    #[schema(value_type = Decision, inline)]
+    pub decision: &'static str,
+    pub message: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlacklistEntry {
+    #[schema(required = true)]
+    pub user_name: Option<String>,
+    #[schema(required = true)]
+    pub user_selfie: Option<String>,
+    #[schema(required = true)]
+    pub user_video: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    #[schema(required = true)]
+    pub banned_at: Option<i64>,
+    #[schema(required = true)]
+    pub banned_reason: Option<String>,
+    pub report_count: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Blacklist {
+    pub blacklist: Vec<BlacklistEntry>,
+    /// All permanent bans matching `q` (not just this page).
+    pub count: i64,
+    /// Latest review time among permanent bans, ms since the epoch; null when none.
+    #[schema(required = true)]
+    pub last_updated: Option<i64>,
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BanCheck {
+    pub is_banned: bool,
+    #[schema(value_type = BanStatus)]
+    pub ban_status: String,
+    /// Null when banStatus is `none`.
+    #[schema(required = true)]
+    pub ban_record: Option<BanRecord>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub total_reports: i64,
+    pub total_bans: i64,
+    pub pending_reviews: i64,
+    pub permanent_bans: i64,
+    pub temporary_bans: i64,
+    pub vindicated: i64,
+    pub reports_last24h: i64,
+    pub banned_ips: i64,
+    pub reviews_decided: i64,
+    #[schema(minimum = 0, maximum = 1)]
+    pub vindication_rate: f64,
+    #[schema(required = true)]
+    pub avg_review_seconds: Option<f64>,
+    pub ban_evasion_attempts: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportPage {
+    pub reports: Vec<ReportView>,
+    /// Items in this page.
+    pub count: i64,
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/report/user",
+    operation_id = "reportUser",
+    tag = "reports",
+    summary = "Report another platform user",
+    description = "One report per reporter and reported user. At AUTO_BAN_THRESHOLD (default 4) unique reporters the user is banned `temporary`, review `pending`, and every IP seen for them is banned. A banned user's own token gets 403 `user_banned`.",
+    security(("sessionBearer" = [])),
+    request_body(content = UserReportRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Report filed.", body = UserReportCreated),
+        (status = 400, description = "Malformed request body. Codes: `bad_request`.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `sessions_not_configured`.", body = ErrorBody),
+        (status = 403, description = "Forbidden. A banned IP gets the `AccessDenied` body (`access_denied`) before any other processing. Codes: `user_banned`, `access_denied`.", body = Forbidden),
+        (status = 409, description = "Conflict. Codes: `already_reported`, `conflict`.", body = ErrorBody),
+        (status = 413, description = "Payload too large. Codes: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "Unsupported media type. Codes: `unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_id`, `reason_too_long`, `self_report`, `invalid_body`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all, fields(reporter = %user.id))]
 pub async fn report_user(
     State(s): State<AppState>,
     user: PlatformUser,
     ClientIp(ip): ClientIp,
     rid: RequestId,
-    Json(body): Json<ReportBody>,
+    Json(body): Json<UserReportRequest>,
 ) -> Result<impl IntoResponse> {
     let reported = body
         .reported_user_id
@@ -111,29 +280,36 @@ pub async fn report_user(
     };
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({
-            "success": true,
-            "reportId": report_id,
-            "reportCount": report_count,
-            "autoBanned": auto_banned,
-            "message": message,
-        })),
+        axum::Json(UserReportCreated {
+            success: true,
+            report_id,
+            report_count: report_count.into(),
+            auto_banned,
+            message,
+        }),
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ReportView {
-    report_id: Uuid,
-    reported_user_id: String,
-    reported_user_name: Option<String>,
-    reporter_user_id: String,
-    reporter_name: Option<String>,
-    reporter_ip: Option<String>,
-    reason: Option<String>,
-    room_id: Option<Uuid>,
-    timestamp: i64,
-    report_count: i32,
+pub struct ReportView {
+    pub report_id: Uuid,
+    pub reported_user_id: String,
+    #[schema(required = true)]
+    pub reported_user_name: Option<String>,
+    pub reporter_user_id: String,
+    #[schema(required = true)]
+    pub reporter_name: Option<String>,
+    #[schema(required = true)]
+    pub reporter_ip: Option<String>,
+    #[schema(required = true)]
+    pub reason: Option<String>,
+    #[schema(required = true)]
+    pub room_id: Option<Uuid>,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// The reported user's report count after this report.
+    pub report_count: i32,
 }
 
 const REPORT_SELECT: &str = "SELECT r.report_id, r.reported_user_id, ru.name AS reported_user_name,
@@ -159,19 +335,19 @@ fn report_view(r: &sqlx::postgres::PgRow) -> ReportView {
     }
 }
 
-fn ban_record(r: &sqlx::postgres::PgRow) -> Value {
-    json!({
-        "userId": r.get::<String, _>("user_id"),
-        "userName": r.get::<Option<String>, _>("name"),
-        "userSelfie": r.get::<Option<String>, _>("picture"),
-        "userVideo": r.get::<Option<String>, _>("video"),
-        "banStatus": r.get::<String, _>("ban_status"),
-        "bannedAt": ms(r.get("banned_at")),
-        "bannedReason": r.get::<Option<String>, _>("banned_reason"),
-        "reportCount": r.get::<i32, _>("report_count"),
-        "reviewStatus": r.get::<Option<String>, _>("review_status"),
-        "reviewedAt": ms(r.get("reviewed_at")),
-    })
+fn ban_record(r: &sqlx::postgres::PgRow) -> BanRecord {
+    BanRecord {
+        user_id: r.get("user_id"),
+        user_name: r.get("name"),
+        user_selfie: r.get("picture"),
+        user_video: r.get("video"),
+        ban_status: r.get("ban_status"),
+        banned_at: ms(r.get("banned_at")),
+        banned_reason: r.get("banned_reason"),
+        report_count: r.get::<i32, _>("report_count").into(),
+        review_status: r.get("review_status"),
+        reviewed_at: ms(r.get("reviewed_at")),
+    }
 }
 
 /// Reports shown with each pending user (the newest); `reportCount` says how many there are and
@@ -179,6 +355,25 @@ fn ban_record(r: &sqlx::postgres::PgRow) -> Value {
 const REPORTS_PER_PENDING_USER: i64 = 20;
 
 /// `GET /report/pending`: paged (oldest ban first), like every list.
+#[utoipa::path(
+    get,
+    path = "/report/pending",
+    operation_id = "listPendingBans",
+    tag = "reports",
+    summary = "Bans awaiting review",
+    security(("adminBearer" = [])),
+    params(
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50).", minimum = 1, maximum = 500),
+        ("cursor" = Option<String>, Query, description = "Opaque cursor from a previous page's `nextCursor`.")
+    ),
+    responses(
+        (status = 200, description = "Users whose ban awaits review, oldest ban first, a page at a time (`nextCursor`), each with their newest 20 reports (`reportCount` gives the total; `GET /report/reports?userId=` pages through all).", body = PendingList),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_id`, `invalid_limit`, `invalid_cursor`, `invalid_query`.", body = ErrorBody)
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn pending(
     State(s): State<AppState>,
@@ -225,37 +420,65 @@ pub async fn pending(
     .fetch_all(&s.pool)
     .await
     .map_err(ApiError::from_db)?;
-    let pending: Vec<Value> = users
+    let pending: Vec<PendingBan> = users
         .iter()
         .map(|u| {
             let id: String = u.get("user_id");
-            let mut record = ban_record(u);
-            let theirs: Vec<ReportView> = reports
-                .iter()
-                .filter(|r| r.get::<String, _>("reported_user_id") == id)
-                .map(report_view)
-                .collect();
-            record["reports"] = json!(theirs);
-            record
+            PendingBan {
+                record: ban_record(u),
+                reports: reports
+                    .iter()
+                    .filter(|r| r.get::<String, _>("reported_user_id") == id)
+                    .map(report_view)
+                    .collect(),
+            }
         })
         .collect();
-    Ok(axum::Json(
-        json!({"count": pending.len(), "pending": pending, "nextCursor": next}),
-    ))
+    Ok(axum::Json(PendingList {
+        count: pending.len() as i64,
+        pending,
+        next_cursor: next,
+    }))
 }
 
-#[derive(Deserialize)]
-pub struct ReviewBody {
+#[derive(Deserialize, ToSchema)]
+pub struct ReviewRequest {
+    #[schema(value_type = Decision, inline, required = true)]
     decision: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/report/review/{user_id}",
+    operation_id = "reviewBan",
+    tag = "reports",
+    summary = "Decide a pending ban",
+    description = "`permanent` adds the user to the blacklist; `vindicated` lifts the ban and unbans the user's IPs unless another banned user shares them. A malformed user id is 422 `invalid_id`.",
+    security(("adminBearer" = [])),
+    params(
+        ("user_id" = Uuid, Path, description = "The platform user id (UUID).")
+    ),
+    request_body(content = ReviewRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Decision recorded.", body = ReviewResult),
+        (status = 400, description = "Malformed request body. Codes: `bad_request`.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 404, description = "Not found. Codes: `not_found`.", body = ErrorBody),
+        (status = 409, description = "Conflict. Codes: `no_pending_ban`, `conflict`.", body = ErrorBody),
+        (status = 413, description = "Payload too large. Codes: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "Unsupported media type. Codes: `unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_id`, `invalid_decision`, `invalid_body`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all, fields(user = %raw_id))]
 pub async fn review(
     State(s): State<AppState>,
     admin: AdminSession,
     Path(raw_id): Path<String>,
     rid: RequestId,
-    Json(body): Json<ReviewBody>,
+    Json(body): Json<ReviewRequest>,
 ) -> Result<impl IntoResponse> {
     let id = user_id(&raw_id, "userId")?.to_string();
     let decision = match body.decision.as_deref() {
@@ -300,9 +523,12 @@ pub async fn review(
         metrics::histogram!("ban_review_seconds").record(waited);
     }
     metrics::counter!("ban_reviews_total", "decision" => label).increment(1);
-    Ok(axum::Json(
-        json!({"success": true, "userId": id, "decision": label, "message": message}),
-    ))
+    Ok(axum::Json(ReviewResult {
+        success: true,
+        user_id: id,
+        decision: label,
+        message,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -314,7 +540,7 @@ pub struct BlacklistQuery {
 
 /// The public blacklist: `{blacklist, count, lastUpdated, nextCursor}`. Shared by the API and
 /// the server-rendered page.
-pub async fn blacklist_json(s: &AppState, q: Option<&str>, page: &PageQuery) -> Result<Value> {
+pub async fn blacklist_json(s: &AppState, q: Option<&str>, page: &PageQuery) -> Result<Blacklist> {
     let limit = page.limit()?;
     let after: Option<(i64, String)> = page.cursor()?;
     let q = q
@@ -357,27 +583,46 @@ pub async fn blacklist_json(s: &AppState, q: Option<&str>, page: &PageQuery) -> 
         let at: DateTime<Utc> = r.get("banned_at");
         (at.timestamp_millis(), r.get::<String, _>("user_id"))
     });
-    let items: Vec<Value> = rows
+    let blacklist = rows
         .iter()
-        .map(|r| {
-            json!({
-                "userName": r.get::<Option<String>, _>("name"),
-                "userSelfie": r.get::<Option<String>, _>("picture"),
-                "userVideo": r.get::<Option<String>, _>("video"),
-                "bannedAt": ms(r.get("banned_at")),
-                "bannedReason": r.get::<Option<String>, _>("banned_reason"),
-                "reportCount": r.get::<i32, _>("report_count"),
-            })
+        .map(|r| BlacklistEntry {
+            user_name: r.get("name"),
+            user_selfie: r.get("picture"),
+            user_video: r.get("video"),
+            banned_at: ms(r.get("banned_at")),
+            banned_reason: r.get("banned_reason"),
+            report_count: r.get::<i32, _>("report_count").into(),
         })
         .collect();
-    Ok(json!({
-        "blacklist": items,
-        "count": count,
-        "lastUpdated": ms(last_updated),
-        "nextCursor": next,
-    }))
+    Ok(Blacklist {
+        blacklist,
+        count,
+        last_updated: ms(last_updated),
+        next_cursor: next,
+    })
 }
 
+#[utoipa::path(
+    get,
+    path = "/report/blacklist",
+    operation_id = "getBlacklist",
+    tag = "reports",
+    summary = "The public blacklist (permanent bans)",
+    description = "Public; rate limited per IP; reachable from banned IPs.",
+    security(()),
+    params(
+        ("q" = Option<String>, Query, description = "Case-insensitive substring of the user name."),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50).", minimum = 1, maximum = 500),
+        ("cursor" = Option<String>, Query, description = "Opaque cursor from a previous page's `nextCursor`.")
+    ),
+    responses(
+        (status = 200, description = "Permanently banned users, most recently banned first.", body = Blacklist),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_limit`, `invalid_cursor`, `invalid_query`.", body = ErrorBody),
+        (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn blacklist(
     State(s): State<AppState>,
@@ -392,6 +637,22 @@ pub async fn blacklist(
 
 /// Under the public read limit per IP, checked before the session is read (and recorded), so a
 /// flood of check-bans cannot feed a user's IP history.
+#[utoipa::path(
+    get,
+    path = "/report/check-ban",
+    operation_id = "checkBan",
+    tag = "reports",
+    summary = "The caller's own ban status",
+    description = "Reachable from banned IPs.",
+    security(("sessionBearer" = [])),
+    responses(
+        (status = 200, description = "The caller's ban status.", body = BanCheck),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `sessions_not_configured`.", body = ErrorBody),
+        (status = 409, description = "Conflict. Codes: `conflict`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn check_ban(
     State(s): State<AppState>,
@@ -414,15 +675,28 @@ pub async fn check_ban(
         .map(|r| r.get::<String, _>("ban_status"))
         .unwrap_or_else(|| "none".into());
     let is_banned = status == "temporary" || status == "permanent";
-    let record = row
-        .filter(|_| status != "none")
-        .map(|r| ban_record(&r))
-        .unwrap_or(Value::Null);
-    Ok(axum::Json(
-        json!({"isBanned": is_banned, "banStatus": status, "banRecord": record}),
-    ))
+    let ban_record = row.filter(|_| status != "none").map(|r| ban_record(&r));
+    Ok(axum::Json(BanCheck {
+        is_banned,
+        ban_status: status,
+        ban_record,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/report/stats",
+    operation_id = "getReportStats",
+    tag = "reports",
+    summary = "Report and ban statistics",
+    security(("adminBearer" = [])),
+    responses(
+        (status = 200, description = "Statistics.", body = Stats),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn stats(State(s): State<AppState>, _admin: AdminSession) -> Result<impl IntoResponse> {
     let r = sqlx::query(
@@ -444,20 +718,24 @@ pub async fn stats(State(s): State<AppState>, _admin: AdminSession) -> Result<im
     .map_err(ApiError::from_db)?;
     let reviews: i64 = r.get("reviews");
     let vindications: i64 = r.get("vindications");
-    Ok(axum::Json(json!({
-        "totalReports": r.get::<i64, _>("total_reports"),
-        "totalBans": r.get::<i64, _>("total_bans"),
-        "pendingReviews": r.get::<i64, _>("pending"),
-        "permanentBans": r.get::<i64, _>("permanent"),
-        "temporaryBans": r.get::<i64, _>("temporary"),
-        "vindicated": r.get::<i64, _>("vindicated"),
-        "reportsLast24h": r.get::<i64, _>("reports_24h"),
-        "bannedIps": r.get::<i64, _>("ip_bans"),
-        "reviewsDecided": reviews,
-        "vindicationRate": if reviews > 0 { vindications as f64 / reviews as f64 } else { 0.0 },
-        "avgReviewSeconds": r.get::<Option<f64>, _>("avg_review"),
-        "banEvasionAttempts": s.evasion.total(&s.pool).await.map_err(ApiError::from_db)?,
-    })))
+    Ok(axum::Json(Stats {
+        total_reports: r.get("total_reports"),
+        total_bans: r.get("total_bans"),
+        pending_reviews: r.get("pending"),
+        permanent_bans: r.get("permanent"),
+        temporary_bans: r.get("temporary"),
+        vindicated: r.get("vindicated"),
+        reports_last24h: r.get("reports_24h"),
+        banned_ips: r.get("ip_bans"),
+        reviews_decided: reviews,
+        vindication_rate: if reviews > 0 {
+            vindications as f64 / reviews as f64
+        } else {
+            0.0
+        },
+        avg_review_seconds: r.get("avg_review"),
+        ban_evasion_attempts: s.evasion.total(&s.pool).await.map_err(ApiError::from_db)?,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -468,6 +746,26 @@ pub struct ReportsQuery {
     page: PageQuery,
 }
 
+#[utoipa::path(
+    get,
+    path = "/report/reports",
+    operation_id = "listUserReports",
+    tag = "reports",
+    summary = "All user reports, newest first",
+    security(("adminBearer" = [])),
+    params(
+        ("userId" = Option<Uuid>, Query, description = "Only reports about this user (UUID)."),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50).", minimum = 1, maximum = 500),
+        ("cursor" = Option<String>, Query, description = "Opaque cursor from a previous page's `nextCursor`.")
+    ),
+    responses(
+        (status = 200, description = "A page of reports.", body = ReportPage),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_id`, `invalid_limit`, `invalid_cursor`, `invalid_query`.", body = ErrorBody),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn reports(
     State(s): State<AppState>,
@@ -501,8 +799,10 @@ pub async fn reports(
         let at: DateTime<Utc> = r.get("created_at");
         (at.timestamp_micros(), r.get::<Uuid, _>("report_id"))
     });
-    let items: Vec<ReportView> = rows.iter().map(report_view).collect();
-    Ok(axum::Json(
-        json!({"reports": items, "count": items.len(), "nextCursor": next}),
-    ))
+    let reports: Vec<ReportView> = rows.iter().map(report_view).collect();
+    Ok(axum::Json(ReportPage {
+        count: reports.len() as i64,
+        reports,
+        next_cursor: next,
+    }))
 }

@@ -1,5 +1,6 @@
 //! `/client/uploads/presigned-url`, `/client/tasks`, `/client/tasks/{id}`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -7,12 +8,15 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use cqrs_es::{AggregateContext, EventStore};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use events::task::AnalysisResult;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::Row;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{Json, RequestId};
+use super::openapi::{self, constant, ErrorBody, Forbidden};
 use super::phones::rate_limit;
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
@@ -53,20 +57,141 @@ impl From<StorageError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct UploadBody {
+pub struct UploadRequest {
+    /// An audio type: audio/wav, audio/x-wav, audio/wave, audio/mpeg, audio/mp3, audio/ogg, audio/webm, audio/mp4, audio/m4a, audio/x-m4a, audio/flac, audio/x-flac, audio/aac. Parameters (`;codecs=…`) are dropped.
+    #[schema(value_type = String, required = true, example = "audio/webm")]
     content_type: Option<String>,
+    /// Exact size in bytes; at most MAX_UPLOAD_BYTES (default 25 MiB).
+    #[schema(value_type = i64, required = true, minimum = 1)]
     content_length: Option<i64>,
+    #[schema(max_length = 2048)]
     turnstile_token: Option<String>,
 }
 
+/// Where and how to PUT the recording.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadTicket {
+    pub upload_id: Uuid,
+    /// Where to PUT the bytes (a presigned URL, or the api's relay).
+    pub url: String,
+    #[schema(value_type = Put, inline)]
+    pub method: &'static str,
+    /// Headers the PUT must carry.
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+constant!(Put, "PUT");
+
+/// `status` is `queued` on first submission; a repeated submission returns the task as it stands (queuePosition/estimatedWaitSeconds null unless queued).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskAccepted {
+    pub task_id: Uuid,
+    #[schema(value_type = openapi::TaskStatus)]
+    pub status: String,
+    #[schema(required = true, minimum = 1)]
+    pub queue_position: Option<i64>,
+    #[schema(required = true, minimum = 0)]
+    pub estimated_wait_seconds: Option<i64>,
+    /// True only when an email was given and the estimate exceeds the notify threshold (5 min).
+    pub email_notification: bool,
+}
+
+/// A result replaced by a re-analysis, kept beside the current one (as the read model stores
+/// it).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct PreviousResult {
+    pub result: AnalysisResult,
+    /// When this result was recorded (the completion, or an earlier re-analysis).
+    pub completed_at: DateTime<Utc>,
+}
+
+/// A voice-analysis task. Right after submission (before the read model catches up) only taskId, status, attempts, queuePosition and estimatedWaitSeconds are present.
+#[derive(Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub task_id: Uuid,
+    #[schema(value_type = openapi::TaskStatus)]
+    pub status: String,
+    /// Only while queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub queue_position: Option<i64>,
+    /// Only while queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
+    pub estimated_wait_seconds: Option<i64>,
+    #[schema(minimum = 0)]
+    pub attempts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub submitted_at: Option<Option<DateTime<Utc>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub started_at: Option<Option<DateTime<Utc>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub completed_at: Option<Option<DateTime<Utc>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_notification: Option<bool>,
+    /// Once completed: the current result (after a re-analysis, the newest one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<AnalysisResult>)]
+    pub result: Option<Value>,
+    /// Why the task failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Earlier results replaced by re-analyses, oldest first. Present only once a task has been re-analysed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<PreviousResult>>)]
+    pub previous_results: Option<Value>,
+    /// When the current result replaced an earlier one. Present with `previousResults`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub reanalysed_at: Option<Option<DateTime<Utc>>>,
+    /// Present (true) while a re-analysis runs; the task stays `completed` with its current result meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reanalysis_pending: Option<bool>,
+    /// Completed tasks: where the recording can be played, `/api/v1/client/tasks/{taskId}/recording` (a redirect to a short-lived link).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "/api/v1/client/tasks/6f1c9a52-1111-4b8e-9d1e-2c3a4b5c6d7e/recording")]
+    pub recording_url: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/client/uploads/presigned-url",
+    operation_id = "createUploadUrl",
+    tag = "voice",
+    summary = "Get a presigned URL to upload a recording",
+    description = "Public, Turnstile-protected, rate limited per IP. 415 when `contentType` is not an accepted audio type (or the request is not JSON); 413 when `contentLength` exceeds MAX_UPLOAD_BYTES (or the body is too large). 503 when object storage, Turnstile or Postgres is down.",
+    security(()),
+    request_body(content = UploadRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "A presigned PUT URL that accepts exactly the given content type and length.", body = UploadTicket),
+        (status = 400, description = "Malformed request body. Codes: `bad_request`.", body = ErrorBody),
+        (status = 403, description = "Forbidden. A banned IP gets the `AccessDenied` body (`access_denied`) before any other processing. Codes: `captcha_failed`, `access_denied`.", body = Forbidden),
+        (status = 409, description = "Conflict. Codes: `upload_exists`, `conflict`.", body = ErrorBody),
+        (status = 413, description = "Payload too large. Codes: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "Unsupported media type. Codes: `unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_length`, `invalid_body`.", body = ErrorBody),
+        (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all, fields(ip = %ip))]
 pub async fn presign_upload(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     rid: RequestId,
-    Json(body): Json<UploadBody>,
+    Json(body): Json<UploadRequest>,
 ) -> Result<impl IntoResponse> {
     rate_limit(&s.public_writes, ip)?;
     // Parameters (`audio/webm;codecs=opus`) are dropped: the URL is signed for the base type,
@@ -133,29 +258,31 @@ pub async fn presign_upload(
     } else {
         (presigned.url, presigned.headers)
     };
-    let headers: serde_json::Map<String, Value> = headers
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({
-            "uploadId": upload_id,
-            "url": url,
-            "method": "PUT",
-            "headers": headers,
-            "expiresAt": expires_at,
-        })),
+        axum::Json(UploadTicket {
+            upload_id,
+            url,
+            method: "PUT",
+            headers: headers.into_iter().collect(),
+            expires_at,
+        }),
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SubmitBody {
+pub struct SubmitTaskRequest {
+    #[schema(value_type = Uuid, required = true)]
     upload_id: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
+    /// Phone number of the caller; normalized to E.164.
     caller_number: Option<String>,
+    /// BCP 47 tag, e.g. `en`, `pt-BR`.
+    #[schema(max_length = 35)]
     language: Option<String>,
+    #[schema(max_length = 2048)]
     turnstile_token: Option<String>,
 }
 
@@ -198,12 +325,34 @@ async fn queue_estimate(s: &AppState, queued_at: Option<DateTime<Utc>>) -> Resul
     Ok((position, (rounds as f64 * avg).ceil() as i64))
 }
 
+#[utoipa::path(
+    post,
+    path = "/client/tasks",
+    operation_id = "submitTask",
+    tag = "voice",
+    summary = "Submit an uploaded recording for analysis",
+    description = "Public, Turnstile-protected, rate limited per IP. 422 `upload_missing` if nothing was uploaded, `upload_mismatch` if the stored object differs from what the URL was signed for.",
+    security(()),
+    request_body(content = SubmitTaskRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted (idempotent: the same uploadId returns the same task).", body = TaskAccepted),
+        (status = 400, description = "Malformed request body. Codes: `bad_request`.", body = ErrorBody),
+        (status = 403, description = "Forbidden. A banned IP gets the `AccessDenied` body (`access_denied`) before any other processing. Codes: `captcha_failed`, `access_denied`.", body = Forbidden),
+        (status = 409, description = "Conflict. Codes: `conflict`.", body = ErrorBody),
+        (status = 413, description = "Payload too large. Codes: `payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "Unsupported media type. Codes: `unsupported_media_type`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_id`, `invalid_email`, `invalid_phone_number`, `invalid_language`, `upload_missing`, `upload_mismatch`, `invalid_body`.", body = ErrorBody),
+        (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all, fields(ip = %ip))]
 pub async fn submit(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     rid: RequestId,
-    Json(body): Json<SubmitBody>,
+    Json(body): Json<SubmitTaskRequest>,
 ) -> Result<impl IntoResponse> {
     rate_limit(&s.public_writes, ip)?;
     let upload_id = body
@@ -292,13 +441,13 @@ pub async fn submit(
             metrics::counter!("voice_tasks_submitted_total").increment(1);
             return Ok((
                 StatusCode::ACCEPTED,
-                axum::Json(json!({
-                    "taskId": upload_id,
-                    "status": "queued",
-                    "queuePosition": position,
-                    "estimatedWaitSeconds": wait,
-                    "emailNotification": email_notification,
-                })),
+                axum::Json(TaskAccepted {
+                    task_id: upload_id,
+                    status: "queued".into(),
+                    queue_position: Some(position),
+                    estimated_wait_seconds: Some(wait),
+                    email_notification,
+                }),
             ));
         }
         _ => {}
@@ -307,18 +456,18 @@ pub async fn submit(
     let view = task_view(&s, upload_id).await?;
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({
-            "taskId": upload_id,
-            "status": view["status"],
-            "queuePosition": view.get("queuePosition").cloned().unwrap_or(Value::Null),
-            "estimatedWaitSeconds": view.get("estimatedWaitSeconds").cloned().unwrap_or(Value::Null),
-            "emailNotification": view.get("emailNotification").cloned().unwrap_or(Value::Bool(false)),
-        })),
+        axum::Json(TaskAccepted {
+            task_id: upload_id,
+            status: view.status,
+            queue_position: view.queue_position,
+            estimated_wait_seconds: view.estimated_wait_seconds,
+            email_notification: view.email_notification.unwrap_or(false),
+        }),
     ))
 }
 
 /// The task as API.md describes it, from the read model.
-pub async fn task_view(s: &AppState, id: Uuid) -> Result<Value> {
+pub async fn task_view(s: &AppState, id: Uuid) -> Result<Task> {
     let row =
         sqlx::query("SELECT * FROM voice_tasks WHERE task_id = $1 AND status <> 'authorized'")
             .bind(id)
@@ -337,49 +486,76 @@ pub async fn task_view(s: &AppState, id: Uuid) -> Result<Value> {
             return Err(ApiError::NotFound("no such task".into()));
         }
         let (position, wait) = queue_estimate(s, None).await?;
-        return Ok(json!({
-            "taskId": id, "status": "queued", "attempts": 0,
-            "queuePosition": position, "estimatedWaitSeconds": wait,
-        }));
+        return Ok(Task {
+            task_id: id,
+            status: "queued".into(),
+            queue_position: Some(position),
+            estimated_wait_seconds: Some(wait),
+            attempts: 0,
+            submitted_at: None,
+            started_at: None,
+            completed_at: None,
+            email_notification: None,
+            result: None,
+            error: None,
+            previous_results: None,
+            reanalysed_at: None,
+            reanalysis_pending: None,
+            recording_url: None,
+        });
     };
     let status: String = row.get("status");
-    let mut v = json!({
-        "taskId": id,
-        "status": status,
-        "attempts": row.get::<i32, _>("attempts"),
-        "submittedAt": row.get::<Option<DateTime<Utc>>, _>("submitted_at"),
-        "startedAt": row.get::<Option<DateTime<Utc>>, _>("started_at"),
-        "completedAt": row.get::<Option<DateTime<Utc>>, _>("completed_at"),
-        "emailNotification": row.get::<bool, _>("email_notification"),
-    });
-    if status == "queued" {
+    let (queue_position, estimated_wait_seconds) = if status == "queued" {
         let (position, wait) = queue_estimate(s, row.get("queued_at")).await?;
-        v["queuePosition"] = json!(position);
-        v["estimatedWaitSeconds"] = json!(wait);
-    }
-    if let Some(result) = row.get::<Option<Value>, _>("result") {
-        v["result"] = result;
-    }
-    if let Some(error) = row.get::<Option<String>, _>("error") {
-        v["error"] = json!(error);
-    }
+        (Some(position), Some(wait))
+    } else {
+        (None, None)
+    };
     // Re-analysis: every earlier result is kept and shown beside the current one.
     let previous: Value = row.get("previous_results");
-    if previous.as_array().is_some_and(|a| !a.is_empty()) {
-        v["previousResults"] = previous;
-        v["reanalysedAt"] = json!(row.get::<Option<DateTime<Utc>>, _>("reanalysed_at"));
-    }
-    if row.get::<Option<Uuid>, _>("reanalysis_batch").is_some() {
-        v["reanalysisPending"] = json!(true);
-    }
-    if status == "completed" {
-        v["recordingUrl"] = json!(format!("/api/v1/client/tasks/{id}/recording"));
-    }
-    Ok(v)
+    let reanalysed = previous.as_array().is_some_and(|a| !a.is_empty());
+    Ok(Task {
+        task_id: id,
+        queue_position,
+        estimated_wait_seconds,
+        attempts: row.get::<i32, _>("attempts").into(),
+        submitted_at: Some(row.get("submitted_at")),
+        started_at: Some(row.get("started_at")),
+        completed_at: Some(row.get("completed_at")),
+        email_notification: Some(row.get("email_notification")),
+        result: row.get("result"),
+        error: row.get("error"),
+        reanalysed_at: reanalysed.then(|| row.get("reanalysed_at")),
+        previous_results: reanalysed.then_some(previous),
+        reanalysis_pending: row.get::<Option<Uuid>, _>("reanalysis_batch").map(|_| true),
+        recording_url: (status == "completed")
+            .then(|| format!("/api/v1/client/tasks/{id}/recording")),
+        status,
+    })
 }
 
 /// `GET /client/tasks/{taskId}/recording`: the recording, for the call-check page's player (a
 /// redirect to a short-lived presigned GET; the task id is the capability, as for the status).
+#[utoipa::path(
+    get,
+    path = "/client/tasks/{task_id}/recording",
+    operation_id = "getTaskRecording",
+    tag = "voice",
+    summary = "Play a task's recording",
+    description = "Public, like the task itself (the random id is the capability); rate limited per IP with the public reads. Redirects to a presigned GET of the uploaded recording on the object store, valid 15 minutes, so the recording never passes through the api. The link names the host of the api's `S3_ENDPOINT_URL`, which the client must reach. Any submitted task has one (queued, processing, completed or failed); an upload never submitted, an unknown or a malformed id is 404.",
+    security(()),
+    params(
+        ("task_id" = Uuid, Path, description = "The task id (the upload id); the random id is the capability.")
+    ),
+    responses(
+        (status = 302, description = "Found: the recording is at `Location`, the bytes that were uploaded, with their content type.", headers(("Location" = String, description = "Presigned GET URL of the recording, valid 15 minutes."), ("Cache-Control" = String, description = "`no-store`: the link expires, so it is never cached."))),
+        (status = 403, description = "Forbidden. A banned IP gets the `AccessDenied` body (`access_denied`) before any other processing. Codes: `access_denied`.", body = Forbidden),
+        (status = 404, description = "Not found. Codes: `not_found`.", body = ErrorBody),
+        (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn recording(
     State(s): State<AppState>,
@@ -411,6 +587,26 @@ pub async fn recording(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/client/tasks/{task_id}",
+    operation_id = "getTask",
+    tag = "voice",
+    summary = "Get a task's status and result",
+    description = "Public; rate limited per IP. A malformed id is 404. A completed task carries `recordingUrl`; after a re-analysis, `result` is the newest result and `previousResults` the earlier ones; `reanalysisPending` while one runs.",
+    security(()),
+    params(
+        ("task_id" = Uuid, Path, description = "The task id (the upload id); the random id is the capability.")
+    ),
+    responses(
+        (status = 200, description = "The task.", body = Task),
+        (status = 403, description = "Forbidden. A banned IP gets the `AccessDenied` body (`access_denied`) before any other processing. Codes: `access_denied`.", body = Forbidden),
+        (status = 404, description = "Not found. Codes: `not_found`.", body = ErrorBody),
+        (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn status(
     State(s): State<AppState>,
@@ -425,6 +621,26 @@ pub async fn status(
 /// `GET /client/tasks/{id}/events`: server-sent `status` events, one per change, until the task
 /// completes or fails. Changes come from the task's own events on NATS; while it waits in the
 /// queue its position is refreshed every few seconds.
+#[utoipa::path(
+    get,
+    path = "/client/tasks/{task_id}/events",
+    operation_id = "streamTaskEvents",
+    tag = "voice",
+    summary = "Stream a task's status changes (SSE)",
+    description = "Public; rate limited per IP. 503 when Postgres or NATS is unavailable.",
+    security(()),
+    params(
+        ("task_id" = Uuid, Path, description = "The task id (the upload id); the random id is the capability.")
+    ),
+    responses(
+        (status = 200, description = "Server-sent events. Each event is `event: status` with `data:` the JSON `Task` (same shape as `GET /client/tasks/{task_id}`); the first is sent at once, then one per change (queue position refreshed every few seconds) until the task is `completed` or `failed`, then the stream ends. Keep-alive comments are sent in between.", body = String, content_type = "text/event-stream", example = "event: status\ndata: {\"taskId\":\"6f1c…\",\"status\":\"queued\",\"attempts\":0,\"queuePosition\":1,\"estimatedWaitSeconds\":30}\n\n"),
+        (status = 403, description = "Forbidden. A banned IP gets the `AccessDenied` body (`access_denied`) before any other processing. Codes: `access_denied`.", body = Forbidden),
+        (status = 404, description = "Not found. Codes: `not_found`.", body = ErrorBody),
+        (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn events(
     State(s): State<AppState>,
@@ -457,7 +673,7 @@ pub async fn events(
         }
         let mut refresh = tokio::time::interval(Duration::from_secs(3));
         loop {
-            if last["status"] == "completed" || last["status"] == "failed" {
+            if last.status == "completed" || last.status == "failed" {
                 return;
             }
             tokio::select! {
@@ -487,9 +703,9 @@ pub async fn events(
 }
 
 /// A stream fed by a task through a channel (ends when the task ends or the client leaves).
-fn async_stream_lite<F, Fut>(f: F) -> impl futures::Stream<Item = Value>
+fn async_stream_lite<T: Send + 'static, F, Fut>(f: F) -> impl futures::Stream<Item = T>
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<Value>) -> Fut,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
@@ -503,6 +719,28 @@ where
 /// its URL was issued; counting it again would refuse the third step of an ordinary check); all of
 /// that is checked before a byte of the body is read, and the body is streamed to the store, never
 /// held whole in memory.
+#[utoipa::path(
+    put,
+    path = "/client/uploads/{upload_id}/content",
+    operation_id = "relayUpload",
+    tag = "voice",
+    summary = "Upload relay (only with UPLOADS_VIA_API): the recording's bytes, forwarded to storage",
+    description = "Enabled for object stores that browsers cannot reach cross-origin (the local s3s-fs). The presigned-url answer then names this URL. Accepts exactly the authorized content type and length (with a Content-Length header, no chunked body) before the upload's expiresAt, under the public read rate limit (the upload URL already counted as a write); all of that is checked before the body is read, and the body is streamed to storage. The whole upload must arrive within UPLOAD_TIMEOUT_SECONDS (300).",
+    security(()),
+    params(
+        ("upload_id" = Uuid, Path, description = "The uploadId from /client/uploads/presigned-url")
+    ),
+    request_body(content = Vec<u8>, content_type = "audio/*", description = "The recording's bytes, exactly as authorized."),
+    responses(
+        (status = 200, description = "Stored"),
+        (status = 403, description = "signature_mismatch: another content type or length than authorized, or no Content-Length; upload_expired: the upload's expiresAt has passed (ask for a new one)", body = ErrorBody),
+        (status = 404, description = "not_found: relay disabled, unknown upload, or already submitted (answered before the body is read)", body = ErrorBody),
+        (status = 503, description = "object storage is unavailable (Retry-After)", body = ErrorBody),
+        (status = 400, description = "bad_request: the body ended before the authorized length arrived", body = ErrorBody),
+        (status = 408, description = "request_timeout: the body did not arrive within UPLOAD_TIMEOUT_SECONDS"),
+        (status = 429, description = "rate_limited (Retry-After): over the public read limit", body = ErrorBody)
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn relay_upload(
     State(s): State<AppState>,
@@ -512,7 +750,9 @@ pub async fn relay_upload(
     body: axum::body::Body,
 ) -> Result<StatusCode> {
     if !s.uploads_via_api {
-        return Err(ApiError::NotFound("no such endpoint".into()));
+        return Err(ApiError::NotFound(
+            "the upload relay is off (UPLOADS_VIA_API)".into(),
+        ));
     }
     rate_limit(&s.public_reads, ip)?;
     let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound("no such upload".into()))?;
