@@ -1,12 +1,12 @@
-//! Wiring: state shared by handlers, the background tasks of an api process, and `run`.
+//! The state handlers share, and how it is built from the configuration (keys checked,
+//! connections opened, mirrors started).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream;
-use axum::Router;
+use axum::extract::FromRef;
 use common::ops::Readiness;
 use common::shutdown::Stages;
 use cqrs_es::persist::PersistedEventStore;
@@ -44,8 +44,8 @@ pub struct AppState {
     pub admins: Arc<PostgresCqrs<Admin>>,
     /// Read access to admin aggregates, for password checks that write nothing.
     pub admin_store: Arc<PersistedEventStore<PostgresEventRepository, Admin>>,
-    pub seed_policy: crate::http::admin::SeedPolicy,
-    pub metrics_access: crate::http::MetricsAccess,
+    pub seed_policy: crate::config::SeedPolicy,
+    pub metrics_access: crate::config::MetricsAccess,
     /// Origin of the object store browsers upload to and play from (for the pages' CSP).
     pub storage_origin: Option<String>,
     pub sessions: Arc<PostgresCqrs<Session>>,
@@ -73,7 +73,7 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Waits longer than this email the verdict (when an address was given).
     pub email_notify_after_seconds: i64,
-    pub web: Arc<crate::pages::WebConfig>,
+    pub web: Arc<crate::config::WebConfig>,
     pub uploads_via_api: bool,
     /// Disconnects revoked workers.
     pub revocation: pipeline::worker_access::revocation::Revocation,
@@ -82,6 +82,32 @@ pub struct AppState {
     pub passwords: Passwords,
     pub login_limiter: Arc<FailureLimiter>,
     pub trusted_proxies: TrustedProxies,
+}
+
+impl FromRef<AppState> for crate::auth::AdminAuth {
+    fn from_ref(s: &AppState) -> Self {
+        crate::auth::AdminAuth {
+            tokens: s.tokens.clone(),
+            known_sessions: s.known_sessions.clone(),
+            session_store: s.session_store.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::session_auth::SessionAuth {
+    fn from_ref(s: &AppState) -> Self {
+        crate::session_auth::SessionAuth {
+            sessions_verifier: s.sessions_verifier.clone(),
+            observed: s.observed.clone(),
+            platform_users: s.platform_users.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for TrustedProxies {
+    fn from_ref(s: &AppState) -> Self {
+        s.trusted_proxies.clone()
+    }
 }
 
 pub use write::event_store;
@@ -94,25 +120,17 @@ fn cqrs<A: cqrs_es::Aggregate>(
     CqrsFramework::new(event_store(pool, upcasters), vec![], services)
 }
 
-/// A running api: its router and its background stages.
-pub struct Api {
-    pub state: AppState,
-    pub router: Router,
-    pub http_limits: common::ops::HttpLimits,
-    stages: Stages,
-}
-
 /// The secrets and keys an api instance signs and verifies with, checked before anything starts.
-struct Keys {
+pub(crate) struct Keys {
     admin_jwt: Vec<u8>,
     sessions: SessionVerifier,
     turnstile: Turnstile,
-    callout_issuer: Option<Arc<nkeys::KeyPair>>,
+    pub(crate) callout_issuer: Option<Arc<nkeys::KeyPair>>,
 }
 
 impl Keys {
     /// Refuses a configuration that production must not run with; warns about dev shortcuts.
-    fn check(config: &Config) -> anyhow::Result<Keys> {
+    pub(crate) fn check(config: &Config) -> anyhow::Result<Keys> {
         let production = config.is_production();
         let admin_jwt = match &config.admin_jwt_secret {
             Some(s) if s.expose().len() >= 32 => s.expose().as_bytes().to_vec(),
@@ -202,15 +220,15 @@ impl Keys {
 }
 
 /// The api's connections: Postgres (migrated), NATS, and optionally NATS's system account.
-struct Links {
-    pool: PgPool,
-    nats: async_nats::Client,
-    nats_sys: Option<async_nats::Client>,
+pub(crate) struct Links {
+    pub(crate) pool: PgPool,
+    pub(crate) nats: async_nats::Client,
+    pub(crate) nats_sys: Option<async_nats::Client>,
 }
 
 impl Links {
     /// Connects lazily where it can (dependencies may be down) and migrates the database.
-    async fn open(config: &Config) -> anyhow::Result<Links> {
+    pub(crate) async fn open(config: &Config) -> anyhow::Result<Links> {
         let pool = config
             .conn
             .migrated_pool(config.conn.database_max_connections)
@@ -246,48 +264,8 @@ impl Links {
     }
 }
 
-impl Api {
-    /// Checks the configuration, connects, migrates, ensures the JetStream topology and starts
-    /// the background stages.
-    pub async fn start(config: &Config, passwords: Passwords) -> anyhow::Result<Api> {
-        let keys = Keys::check(config)?;
-        let links = Links::open(config).await?;
-        let stages = Stages::new();
-        let js = jetstream::new(links.nats.clone());
-        let replicas = config.conn.jetstream_replicas;
-        stages.spawn(|stop| ensure_topology(js.clone(), replicas, stop));
-        let issuer = keys.callout_issuer.clone();
-        let state = AppState::new(config, keys, links, passwords);
-        state.spawn_mirrors(&stages, config.relay_enabled);
-        spawn_pipeline(&state, config, issuer, &stages)?;
-        let router = crate::http::router(
-            state.clone(),
-            state.readiness(),
-            crate::http::Limits {
-                max_body_bytes: config.max_body_bytes,
-                request_timeout: Duration::from_secs(config.request_timeout_seconds.max(1)),
-                upload_timeout: Duration::from_secs(config.upload_timeout_seconds.max(1)),
-            },
-        );
-        Ok(Api {
-            http_limits: config.http_limits(),
-            state,
-            router,
-            stages,
-        })
-    }
-
-    /// Stops the background stages (the relay finishes its current batch) and waits for them.
-    pub async fn shutdown(self) {
-        if !self.stages.stop(Duration::from_secs(10)).await {
-            tracing::warn!("some background stages did not stop in time");
-        }
-        let _ = self.state.nats.flush().await;
-    }
-}
-
 impl AppState {
-    fn new(config: &Config, keys: Keys, links: Links, passwords: Passwords) -> AppState {
+    pub(crate) fn new(config: &Config, keys: Keys, links: Links, passwords: Passwords) -> AppState {
         let Links {
             pool,
             nats,
@@ -315,24 +293,12 @@ impl AppState {
                 events::admin::UPCASTERS,
             )),
             admin_store: Arc::new(event_store(&pool, events::admin::UPCASTERS)),
-            metrics_access: match &config.metrics_token {
-                Some(t) if !t.expose().is_empty() => {
-                    crate::http::MetricsAccess::Token(Arc::from(t.expose()))
-                }
-                _ if config.is_production() => crate::http::MetricsAccess::Closed,
-                _ => crate::http::MetricsAccess::Open,
-            },
+            metrics_access: config.metrics_access(),
             storage_origin: reqwest::Url::parse(&config.s3.s3_endpoint_url)
                 .ok()
                 .map(|u| u.origin().ascii_serialization())
                 .filter(|o| o != "null"),
-            seed_policy: match &config.admin_setup_token {
-                Some(t) if !t.expose().is_empty() => {
-                    crate::http::admin::SeedPolicy::Token(t.expose().to_owned())
-                }
-                _ if config.is_production() => crate::http::admin::SeedPolicy::Closed,
-                _ => crate::http::admin::SeedPolicy::Open,
-            },
+            seed_policy: config.seed_policy(),
             sessions: Arc::new(cqrs(&pool, (), events::admin::SESSION_UPCASTERS)),
             platform_users: Arc::new(cqrs(
                 &pool,
@@ -395,7 +361,7 @@ impl AppState {
 
     /// Starts the mirrors every instance keeps (revoked tokens, IP bans, evasion counts) and,
     /// when enabled, the outbox relay.
-    fn spawn_mirrors(&self, stages: &Stages, relay: bool) {
+    pub(crate) fn spawn_mirrors(&self, stages: &Stages, relay: bool) {
         let (js, pool) = (self.js.clone(), self.pool.clone());
         let revoked = self.revoked_tokens.clone();
         stages.spawn(|stop| revoked.run(js.clone(), stop));
@@ -409,7 +375,7 @@ impl AppState {
     }
 
     /// Ready when Postgres and NATS answer and both mirrors have caught up.
-    fn readiness(&self) -> Readiness {
+    pub(crate) fn readiness(&self) -> Readiness {
         let revoked = self.revoked_tokens.clone();
         let banned = self.banned_ips.clone();
         Readiness {
@@ -421,79 +387,4 @@ impl AppState {
             ],
         }
     }
-}
-
-/// Starts the voice pipeline's stages (the durable consumers share the work between
-/// instances) and, with an issuer key, the workers' auth callout.
-fn spawn_pipeline(
-    s: &AppState,
-    config: &Config,
-    issuer: Option<Arc<nkeys::KeyPair>>,
-    stages: &Stages,
-) -> anyhow::Result<()> {
-    use pipeline::worker_access::{callout::Callout, heartbeats};
-    if let Some(issuer) = issuer {
-        let callout = Callout {
-            workers: s.worker_store.clone(),
-            pool: s.pool.clone(),
-            issuer,
-            ttl: config.worker_credential_ttl_seconds,
-        };
-        let nats = s.nats.clone();
-        stages.spawn(|stop| callout.run(nats, stop));
-    }
-    let dispatch = pipeline::dispatch::DispatchStage {
-        dispatcher: pipeline::dispatch::Dispatcher {
-            store: s.voice_task_store.clone(),
-            storage: s.storage.clone(),
-            js: s.js.clone(),
-        },
-        phones: s.phones.clone(),
-    };
-    stages.spawn(|stop| dispatch.run(stop));
-    let intake = pipeline::intake::Intake {
-        tasks: s.voice_tasks.clone(),
-    };
-    let js = s.js.clone();
-    stages.spawn(|stop| intake.run(js, stop));
-    match pipeline::notifier::Notifier::new(s.pool.clone(), config.email.clone())? {
-        Some(notifier) => {
-            let js = s.js.clone();
-            stages.spawn(|stop| notifier.run(js, stop));
-        }
-        None => tracing::warn!("no RESEND_API_KEY: verdict emails are off"),
-    }
-    let (pool, nats) = (s.pool.clone(), s.nats.clone());
-    stages.spawn(|stop| heartbeats::run(pool, nats, stop));
-    Ok(())
-}
-
-/// Creates streams, consumers and buckets, retrying while NATS is unreachable.
-async fn ensure_topology(
-    js: jetstream::Context,
-    replicas: usize,
-    shutdown: impl Future<Output = ()>,
-) {
-    common::shutdown::supervise("JetStream topology", shutdown, || async {
-        topology::ensure(&js, replicas).await?;
-        Ok(common::shutdown::Next::Stop)
-    })
-    .await
-}
-
-/// Serves the api on `listener` until `shutdown`, then drains background work.
-pub async fn run(
-    config: Config,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let api = Api::start(
-        &config,
-        Passwords::with_threads(config.password_hash_threads),
-    )
-    .await?;
-    tracing::info!(addr = %listener.local_addr()?, "api listening");
-    common::ops::serve(listener, api.router.clone(), api.http_limits, shutdown).await?;
-    api.shutdown().await;
-    Ok(())
 }

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::app::AppState;
+use crate::domain::session::Session;
 use crate::error::ApiError;
 use crate::kv_set::KvSet;
 
@@ -124,13 +124,24 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .then_some(token.trim())
 }
 
-impl FromRequestParts<AppState> for AdminSession {
+/// What checking an admin token needs: the signing keys, the sessions this instance has seen
+/// open, and the sessions' events (a part of the api's state, taken with `FromRef`).
+#[derive(Clone)]
+pub struct AdminAuth {
+    pub tokens: Arc<AdminTokens>,
+    pub known_sessions: Arc<KnownSessions>,
+    pub session_store:
+        Arc<cqrs_es::persist::PersistedEventStore<postgres_es::PostgresEventRepository, Session>>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminSession
+where
+    AdminAuth: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AdminAuth::from_ref(state);
         let token = bearer(parts).ok_or_else(|| {
             ApiError::Unauthorized("missing_token", "an admin access token is required".into())
         })?;

@@ -8,11 +8,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use ipnet::IpNet;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 
 #[derive(Clone, Debug, Default)]
@@ -101,21 +100,20 @@ pub fn resolve(
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientIp {
+/// Taken from the request's extensions where the IP-ban check put it; else resolved with the
+/// state's trusted proxies.
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp
+where
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         if let Some(ip) = parts.extensions.get::<ClientIp>() {
             return Ok(*ip);
         }
-        let ip = ClientIp(resolve(
-            &parts.extensions,
-            &parts.headers,
-            &state.trusted_proxies,
-        ));
+        let trusted = TrustedProxies::from_ref(state);
+        let ip = ClientIp(resolve(&parts.extensions, &parts.headers, &trusted));
         parts.extensions.insert(ip);
         Ok(ip)
     }

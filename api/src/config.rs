@@ -109,7 +109,7 @@ pub struct Config {
     #[command(flatten)]
     pub email: pipeline::notifier::EmailConfig,
     #[command(flatten)]
-    pub web: crate::pages::WebConfig,
+    pub web: WebConfig,
     /// Relay uploads through the api (same origin as the pages) instead of sending browsers
     /// straight to storage: for object stores without CORS (the local s3s-fs). Production with
     /// S3 or MinIO leaves it off and sets bucket CORS instead.
@@ -149,6 +149,71 @@ impl Config {
                 self.header_read_timeout_seconds.max(1),
             ),
             max_connections: self.http_max_connections.max(1),
+        }
+    }
+}
+
+/// Settings of the web pages.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct WebConfig {
+    /// Cloudflare Turnstile site key shown on public forms (the secret is TURNSTILE_SECRET_KEY).
+    #[arg(long, env = "TURNSTILE_SITE_KEY", default_value = "")]
+    pub turnstile_site_key: String,
+    /// Host name that serves the public blacklist as its home page (a separate site).
+    #[arg(long, env = "BLACKLIST_HOST")]
+    pub blacklist_host: Option<String>,
+    /// Origins of host platforms allowed to call the API from browsers (comma-separated).
+    #[arg(
+        long,
+        env = "HOST_PLATFORM_ORIGINS",
+        default_value = "",
+        value_delimiter = ','
+    )]
+    pub host_platform_origins: Vec<String>,
+}
+
+/// Who may seed the admin account over HTTP.
+#[derive(Clone)]
+pub enum SeedPolicy {
+    /// Anyone, first come (development and tests, no `ADMIN_SETUP_TOKEN`).
+    Open,
+    /// Only a request with `X-Setup-Token: <ADMIN_SETUP_TOKEN>`.
+    Token(String),
+    /// Nobody (production without `ADMIN_SETUP_TOKEN`): use `api admin-create`.
+    Closed,
+}
+
+/// Who may read `/metrics` on the api's public port.
+#[derive(Clone)]
+pub enum MetricsAccess {
+    /// Anyone (development, no `METRICS_TOKEN`).
+    Open,
+    /// `Authorization: Bearer <METRICS_TOKEN>`.
+    Token(std::sync::Arc<str>),
+    /// Nobody (production without `METRICS_TOKEN`).
+    Closed,
+}
+
+impl Config {
+    /// Who may seed the admin account: with `ADMIN_SETUP_TOKEN` its holder, else anyone in
+    /// development and nobody in production.
+    pub fn seed_policy(&self) -> SeedPolicy {
+        match &self.admin_setup_token {
+            Some(t) if !t.expose().is_empty() => SeedPolicy::Token(t.expose().to_owned()),
+            _ if self.is_production() => SeedPolicy::Closed,
+            _ => SeedPolicy::Open,
+        }
+    }
+
+    /// Who may read `/metrics`: with `METRICS_TOKEN` its holder, else anyone in development and
+    /// nobody in production.
+    pub fn metrics_access(&self) -> MetricsAccess {
+        match &self.metrics_token {
+            Some(t) if !t.expose().is_empty() => {
+                MetricsAccess::Token(std::sync::Arc::from(t.expose()))
+            }
+            _ if self.is_production() => MetricsAccess::Closed,
+            _ => MetricsAccess::Open,
         }
     }
 }

@@ -6,8 +6,21 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cqrs_es::AggregateError;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// The API's error body.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// snake_case error code
+    #[schema(example = "not_found")]
+    pub error: &'static str,
+    /// Human-readable text.
+    pub message: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -107,7 +120,7 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = crate::http::openapi::ErrorBody {
+        let body = ErrorBody {
             error: code,
             message,
         };
@@ -184,6 +197,23 @@ where
             Unavailable => ApiError::Unavailable("postgres"),
             Internal(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
         }
+    }
+}
+
+/// The read side's database: unreachable → 503, anything else → 500 (see [`ApiError::from_db`]).
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::from_db(e)
+    }
+}
+
+/// The event store, read or written: the same mapping as a command's error.
+impl<E> From<AggregateError<E>> for ApiError
+where
+    E: std::error::Error + Into<ApiError>,
+{
+    fn from(e: AggregateError<E>) -> Self {
+        ApiError::from_aggregate(e)
     }
 }
 
@@ -304,6 +334,28 @@ mod tests {
         assert!(matches!(
             ApiError::from(CommandError::<VoiceTaskError>::Unavailable),
             ApiError::Unavailable(_)
+        ));
+    }
+
+    /// The store's errors convert with `?`: an unreachable database is a 503 with `Retry-After`,
+    /// an event-store conflict a 409, a domain refusal its own answer.
+    #[test]
+    fn store_errors_convert_with_the_question_mark() {
+        fn read() -> Result<()> {
+            Err(sqlx::Error::PoolTimedOut)?
+        }
+        let resp = read().unwrap_err().into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(resp.headers().contains_key(header::RETRY_AFTER));
+        let conflict: AggregateError<VoiceTaskError> = AggregateError::AggregateConflict;
+        assert!(matches!(
+            ApiError::from(conflict),
+            ApiError::Conflict("conflict", _)
+        ));
+        let refused = AggregateError::UserError(VoiceTaskError::NotHolder);
+        assert!(matches!(
+            ApiError::from(refused),
+            ApiError::Conflict("not_holder", _)
         ));
     }
 }

@@ -23,9 +23,13 @@ pub mod evasion;
 pub mod http;
 pub mod kv_set;
 pub mod pages;
+pub mod paging;
+pub mod queries;
 pub mod ratelimit;
+pub mod server;
 pub mod session_auth;
 pub mod turnstile;
 
-pub use app::{run, Api, AppState};
+pub use app::AppState;
 pub use config::Config;
+pub use server::{run, Api};

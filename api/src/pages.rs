@@ -17,8 +17,8 @@ use minijinja::{context, Environment};
 use std::sync::OnceLock;
 
 use crate::app::AppState;
-use crate::http::paging::PageQuery;
-use crate::http::reports::{blacklist_json, BlacklistQuery};
+use crate::paging::PageQuery;
+use crate::queries::BlacklistQuery;
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("layout.html", include_str!("../web/layout.html")),
@@ -156,14 +156,14 @@ async fn blacklist_page(
     query: BlacklistQuery,
     base_path: &str,
 ) -> Response {
-    if let Err(e) = crate::http::phones::rate_limit(&s.public_reads, ip) {
+    if let Err(e) = crate::ratelimit::rate_limit(&s.public_reads, ip) {
         return e.into_response();
     }
     let page = PageQuery {
         limit: Some("48".into()),
         cursor: query.page.cursor.clone(),
     };
-    match blacklist_json(s, query.q.as_deref(), &page).await {
+    match crate::queries::blacklist(s, query.q.as_deref(), &page).await {
         Ok(v) => render(
             "blacklist.html",
             context! {
@@ -206,23 +206,4 @@ pub async fn asset(Path(file): Path<String>) -> Response {
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no such file").into_response(),
     }
-}
-
-/// Settings of the web pages.
-#[derive(clap::Args, Clone, Debug, Default)]
-pub struct WebConfig {
-    /// Cloudflare Turnstile site key shown on public forms (the secret is TURNSTILE_SECRET_KEY).
-    #[arg(long, env = "TURNSTILE_SITE_KEY", default_value = "")]
-    pub turnstile_site_key: String,
-    /// Host name that serves the public blacklist as its home page (a separate site).
-    #[arg(long, env = "BLACKLIST_HOST")]
-    pub blacklist_host: Option<String>,
-    /// Origins of host platforms allowed to call the API from browsers (comma-separated).
-    #[arg(
-        long,
-        env = "HOST_PLATFORM_ORIGINS",
-        default_value = "",
-        value_delimiter = ','
-    )]
-    pub host_platform_origins: Vec<String>,
 }

@@ -158,6 +158,17 @@ impl<C: Clock + Clone> RateLimiter<IpAddr, C> {
     }
 }
 
+/// 429 with `Retry-After` when `ip` is over `limiter`'s rate.
+pub fn rate_limit(
+    limiter: &RateLimiter,
+    ip: std::net::IpAddr,
+) -> Result<(), crate::error::ApiError> {
+    limiter.check(ip).map_err(|retry_after_secs| {
+        metrics::counter!("rate_limited_total").increment(1);
+        crate::error::ApiError::RateLimited { retry_after_secs }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,18 +8,17 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::auth::bearer;
-use crate::client_ip::ClientIp;
+use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::commands::{execute, CommandContext};
 use crate::domain::platform_user::{PlatformUserCommand, Profile};
 use crate::error::ApiError;
-use crate::http::REQUEST_ID;
+use common::ops::REQUEST_ID;
 
 const MAX_FIELD: usize = 2048;
 
@@ -252,18 +251,30 @@ fn clip(s: Option<String>) -> Option<String> {
         .map(|s| s.chars().take(MAX_FIELD).collect())
 }
 
-impl FromRequestParts<AppState> for PlatformUser {
+/// What reading a session token needs: the verifier, the sessions recently recorded, and the
+/// platform users' command side (a part of the api's state, taken with `FromRef`).
+#[derive(Clone)]
+pub struct SessionAuth {
+    pub sessions_verifier: std::sync::Arc<SessionVerifier>,
+    pub observed: std::sync::Arc<ObservedSessions>,
+    pub platform_users:
+        std::sync::Arc<postgres_es::PostgresCqrs<crate::domain::platform_user::PlatformUser>>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PlatformUser
+where
+    SessionAuth: FromRef<S>,
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let state = SessionAuth::from_ref(state);
         let token = bearer(parts).ok_or_else(|| {
             ApiError::Unauthorized("missing_token", "a session token is required".into())
         })?;
         let claims = state.sessions_verifier.verify(token)?;
-        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
         let profile = Profile {
             name: clip(claims.name),
             picture: clip(claims.picture),

@@ -77,6 +77,9 @@ impl Readiness {
     }
 }
 
+/// The request-id header: kept from the client when plain, else generated; echoed and logged.
+pub const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
 /// Seconds a client should wait before retrying while a dependency is down.
 pub const RETRY_AFTER_SECONDS: u64 = 5;
 

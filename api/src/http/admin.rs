@@ -17,6 +17,7 @@ use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::client_ip::ClientIp;
 use crate::commands::execute;
+use crate::config::SeedPolicy;
 use crate::domain::admin::{authenticate, AdminCommand};
 use crate::domain::session::SessionCommand;
 use crate::error::{ApiError, Result};
@@ -26,17 +27,6 @@ pub const SEED_USERNAME: &str = "admin";
 /// Shortest accepted password.
 pub const MIN_PASSWORD_LEN: usize = 12;
 const MAX_PASSWORD_LEN: usize = 1024;
-
-/// Who may seed the admin account over HTTP.
-#[derive(Clone)]
-pub enum SeedPolicy {
-    /// Anyone, first come (development and tests, no `ADMIN_SETUP_TOKEN`).
-    Open,
-    /// Only a request with `X-Setup-Token: <ADMIN_SETUP_TOKEN>`.
-    Token(String),
-    /// Nobody (production without `ADMIN_SETUP_TOKEN`): use `api admin-create`.
-    Closed,
-}
 
 /// Creates the admin account `admin` with a random password; `Ok(password)`, shown once.
 /// `409 already_seeded` when it exists (checked before paying for a hash; the command still

@@ -13,13 +13,13 @@ use uuid::Uuid;
 
 use super::extract::{Query, RequestId};
 use super::openapi::{constant, ErrorBody, TaskStatus};
-use super::paging::{split_page, PageQuery};
 use super::tasks::PreviousResult;
 use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::commands::execute;
 use crate::domain::voice_task::VoiceTaskCommand;
 use crate::error::{ApiError, Result};
+use crate::paging::{split_page, PageQuery};
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

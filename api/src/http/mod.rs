@@ -6,7 +6,6 @@ pub mod docs;
 pub mod extract;
 mod ip_bans;
 pub mod openapi;
-pub mod paging;
 pub mod phones;
 pub mod reports;
 mod tasks;
@@ -16,7 +15,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,9 +26,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::config::MetricsAccess;
 use crate::error;
 
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub use common::ops::REQUEST_ID;
 
 /// What one request may cost.
 #[derive(Debug, Clone, Copy)]
@@ -213,17 +212,6 @@ async fn security_headers(
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
     resp
-}
-
-/// Who may read `/metrics` on the api's public port.
-#[derive(Clone)]
-pub enum MetricsAccess {
-    /// Anyone (development, no `METRICS_TOKEN`).
-    Open,
-    /// `Authorization: Bearer <METRICS_TOKEN>`.
-    Token(Arc<str>),
-    /// Nobody (production without `METRICS_TOKEN`).
-    Closed,
 }
 
 async fn guard_metrics(State(access): State<MetricsAccess>, req: Request, next: Next) -> Response {

@@ -9,16 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::server::Server;
 use utoipa::{Modify, OpenApi, ToSchema};
 
-/// The API's error body.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Error)]
-pub struct ErrorBody {
-    /// snake_case error code
-    #[schema(example = "not_found")]
-    pub error: &'static str,
-    /// Human-readable text.
-    pub message: String,
-}
+pub use crate::error::ErrorBody;
 
 /// 403 returned before any other processing to a request from a banned IP address on a path not
 /// open to banned IPs.

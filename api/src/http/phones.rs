@@ -15,24 +15,16 @@ use super::extract::{optional_text, Json, Query, RequestId};
 use super::openapi::{
     constant, ErrorBody, Forbidden, PhoneCategory, PhoneReportStatus, PhoneStatus,
 };
-use super::paging::{split_page, PageQuery};
 use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::client_ip::ClientIp;
 use crate::commands::execute;
 use crate::domain::phone_number::{normalize, PhoneCommand};
 use crate::error::{ApiError, Result};
-use crate::ratelimit::RateLimiter;
+use crate::paging::{split_page, PageQuery};
+use crate::ratelimit::rate_limit;
 
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
-
-/// 429 with `Retry-After` when `ip` is over `limiter`'s rate.
-pub fn rate_limit(limiter: &RateLimiter, ip: std::net::IpAddr) -> Result<()> {
-    limiter.check(ip).map_err(|retry_after_secs| {
-        metrics::counter!("rate_limited_total").increment(1);
-        ApiError::RateLimited { retry_after_secs }
-    })
-}
 
 fn number(raw: &str, region: Option<&str>) -> Result<String> {
     normalize(raw, region)

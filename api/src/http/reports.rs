@@ -13,20 +13,17 @@ use uuid::Uuid;
 
 use super::extract::{optional_text, Json, Query, RequestId};
 use super::openapi::{BanStatus, ErrorBody, Forbidden};
-use super::paging::{split_page, PageQuery};
 use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::client_ip::ClientIp;
 use crate::commands::execute_returning;
 use crate::domain::platform_user::PlatformUserCommand;
 use crate::error::{ApiError, Result};
+use crate::paging::{split_page, PageQuery};
+use crate::queries::{ms, Blacklist};
 use crate::session_auth::PlatformUser;
 
 pub const MAX_REASON_CHARS: usize = 2000;
-
-fn ms(t: Option<DateTime<Utc>>) -> Option<i64> {
-    t.map(|t| t.timestamp_millis())
-}
 
 fn user_id(raw: &str, field: &str) -> Result<Uuid> {
     Uuid::parse_str(raw.trim())
@@ -116,36 +113,6 @@ pub struct ReviewResult {
     #[schema(value_type = Decision, inline)]
     pub decision: &'static str,
     pub message: &'static str,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BlacklistEntry {
-    #[schema(required = true)]
-    pub user_name: Option<String>,
-    #[schema(required = true)]
-    pub user_selfie: Option<String>,
-    #[schema(required = true)]
-    pub user_video: Option<String>,
-    /// Milliseconds since the Unix epoch.
-    #[schema(required = true)]
-    pub banned_at: Option<i64>,
-    #[schema(required = true)]
-    pub banned_reason: Option<String>,
-    pub report_count: i64,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Blacklist {
-    pub blacklist: Vec<BlacklistEntry>,
-    /// All permanent bans matching `q` (not just this page).
-    pub count: i64,
-    /// Latest review time among permanent bans, ms since the epoch; null when none.
-    #[schema(required = true)]
-    pub last_updated: Option<i64>,
-    #[schema(required = true)]
-    pub next_cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -531,77 +498,6 @@ pub async fn review(
     }))
 }
 
-#[derive(Deserialize)]
-pub struct BlacklistQuery {
-    pub q: Option<String>,
-    #[serde(flatten)]
-    pub page: PageQuery,
-}
-
-/// The public blacklist: `{blacklist, count, lastUpdated, nextCursor}`. Shared by the API and
-/// the server-rendered page.
-pub async fn blacklist_json(s: &AppState, q: Option<&str>, page: &PageQuery) -> Result<Blacklist> {
-    let limit = page.limit()?;
-    let after: Option<(i64, String)> = page.cursor()?;
-    let q = q
-        .map(str::trim)
-        .filter(|q| !q.is_empty())
-        .map(|q| q.chars().take(200).collect::<String>());
-    let pattern = q.as_ref().map(|q| {
-        format!(
-            "%{}%",
-            q.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        )
-    });
-    let rows = sqlx::query(
-        "SELECT * FROM platform_users
-          WHERE ban_status = 'permanent'
-            AND ($1::text IS NULL OR name ILIKE $1)
-            AND ($2::bigint IS NULL OR (EXTRACT(EPOCH FROM banned_at) * 1000)::bigint < $2
-                 OR ((EXTRACT(EPOCH FROM banned_at) * 1000)::bigint = $2 AND user_id > $3))
-          ORDER BY banned_at DESC, user_id
-          LIMIT $4",
-    )
-    .bind(&pattern)
-    .bind(after.as_ref().map(|a| a.0))
-    .bind(after.as_ref().map(|a| a.1.clone()).unwrap_or_default())
-    .bind(limit + 1)
-    .fetch_all(&s.pool)
-    .await
-    .map_err(ApiError::from_db)?;
-    let (count, last_updated): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
-        "SELECT count(*), max(reviewed_at) FROM platform_users
-          WHERE ban_status = 'permanent' AND ($1::text IS NULL OR name ILIKE $1)",
-    )
-    .bind(&pattern)
-    .fetch_one(&s.pool)
-    .await
-    .map_err(ApiError::from_db)?;
-    let (rows, next) = split_page(rows, limit, |r| {
-        let at: DateTime<Utc> = r.get("banned_at");
-        (at.timestamp_millis(), r.get::<String, _>("user_id"))
-    });
-    let blacklist = rows
-        .iter()
-        .map(|r| BlacklistEntry {
-            user_name: r.get("name"),
-            user_selfie: r.get("picture"),
-            user_video: r.get("video"),
-            banned_at: ms(r.get("banned_at")),
-            banned_reason: r.get("banned_reason"),
-            report_count: r.get::<i32, _>("report_count").into(),
-        })
-        .collect();
-    Ok(Blacklist {
-        blacklist,
-        count,
-        last_updated: ms(last_updated),
-        next_cursor: next,
-    })
-}
-
 #[utoipa::path(
     get,
     path = "/report/blacklist",
@@ -627,11 +523,11 @@ pub async fn blacklist_json(s: &AppState, q: Option<&str>, page: &PageQuery) -> 
 pub async fn blacklist(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
-    Query(query): Query<BlacklistQuery>,
+    Query(query): Query<crate::queries::BlacklistQuery>,
 ) -> Result<impl IntoResponse> {
-    super::phones::rate_limit(&s.public_reads, ip)?;
+    crate::ratelimit::rate_limit(&s.public_reads, ip)?;
     Ok(axum::Json(
-        blacklist_json(&s, query.q.as_deref(), &query.page).await?,
+        crate::queries::blacklist(&s, query.q.as_deref(), &query.page).await?,
     ))
 }
 
@@ -659,7 +555,7 @@ pub async fn check_ban(
     ClientIp(ip): ClientIp,
     request: axum::extract::Request,
 ) -> Result<impl IntoResponse> {
-    super::phones::rate_limit(&s.public_reads, ip)?;
+    crate::ratelimit::rate_limit(&s.public_reads, ip)?;
     let (mut parts, _) = request.into_parts();
     let user = <PlatformUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(
         &mut parts, &s,

@@ -17,13 +17,13 @@ use uuid::Uuid;
 
 use super::extract::{Json, RequestId};
 use super::openapi::{self, constant, ErrorBody, Forbidden};
-use super::phones::rate_limit;
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::commands::execute;
 use crate::domain::phone_number::normalize;
 use crate::domain::voice_task::{TaskStatus, VoiceTaskCommand};
 use crate::error::{ApiError, Result};
+use crate::ratelimit::rate_limit;
 use crate::storage::StorageError;
 
 /// Audio types accepted for upload.

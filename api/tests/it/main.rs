@@ -15,5 +15,6 @@ mod replay;
 mod reports;
 mod republish;
 mod slow_clients;
+mod stages;
 mod tasks;
 mod workers;
