@@ -22,6 +22,7 @@ use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::domain::admin::{Admin, AdminServices};
 use crate::domain::phone_number::PhoneNumber;
+use crate::domain::platform::Platform;
 use crate::domain::platform_user::{PlatformUser, PlatformUserServices};
 use crate::domain::session::Session;
 use crate::domain::voice_task::VoiceTask;
@@ -62,6 +63,9 @@ pub struct AppState {
     pub public_writes: Arc<RateLimiter>,
     pub public_reads: Arc<RateLimiter>,
     pub workers: Arc<PostgresCqrs<Worker>>,
+    /// Host platforms (admin registration) and read access to their keys.
+    pub platforms: Arc<PostgresCqrs<Platform>>,
+    pub platform_store: Arc<PersistedEventStore<PostgresEventRepository, Platform>>,
     /// Read access to workers (the auth callout checks tokens against it).
     pub worker_store: Arc<PersistedEventStore<PostgresEventRepository, Worker>>,
     pub voice_tasks: Arc<PostgresCqrs<VoiceTask>>,
@@ -100,6 +104,14 @@ impl FromRef<AppState> for crate::session_auth::SessionAuth {
             sessions_verifier: s.sessions_verifier.clone(),
             observed: s.observed.clone(),
             platform_users: s.platform_users.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::platform_auth::PlatformAuth {
+    fn from_ref(s: &AppState) -> Self {
+        crate::platform_auth::PlatformAuth {
+            store: s.platform_store.clone(),
         }
     }
 }
@@ -324,6 +336,8 @@ impl AppState {
                     .with_v6_prefix(config.ipv6_prefix_len),
             ),
             workers: Arc::new(cqrs(&pool, (), events::worker::UPCASTERS)),
+            platforms: Arc::new(cqrs(&pool, (), events::platform::UPCASTERS)),
+            platform_store: Arc::new(event_store(&pool, events::platform::UPCASTERS)),
             voice_tasks: Arc::new(cqrs(&pool, (), events::voice_task::UPCASTERS)),
             voice_task_store: Arc::new(event_store(&pool, events::voice_task::UPCASTERS)),
             session_store: Arc::new(event_store(&pool, events::admin::SESSION_UPCASTERS)),

@@ -280,6 +280,17 @@ impl From<crate::domain::worker::WorkerError> for ApiError {
     }
 }
 
+impl From<crate::domain::platform::PlatformError> for ApiError {
+    fn from(e: crate::domain::platform::PlatformError) -> Self {
+        use crate::domain::platform::PlatformError::*;
+        match e {
+            AlreadyRegistered => ApiError::Conflict("platform_exists", e.to_string()),
+            Unknown => ApiError::NotFound(e.to_string()),
+            AlreadyRevoked => ApiError::Conflict("already_revoked", e.to_string()),
+        }
+    }
+}
+
 impl From<crate::domain::voice_task::VoiceTaskError> for ApiError {
     fn from(e: crate::domain::voice_task::VoiceTaskError) -> Self {
         use crate::domain::voice_task::VoiceTaskError::*;

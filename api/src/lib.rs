@@ -15,6 +15,7 @@ pub use write::{commands, domain, passwords, relay};
 
 pub mod app;
 pub mod auth;
+pub mod ban_feed;
 pub mod cli;
 pub mod client_ip;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod http;
 pub mod kv_set;
 pub mod pages;
 pub mod paging;
+pub mod platform_auth;
 pub mod queries;
 pub mod ratelimit;
 pub mod server;

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod envelope;
 pub mod phone_number;
+pub mod platform;
 pub mod platform_user;
 pub mod subject;
 pub mod task;

@@ -30,6 +30,7 @@ pub async fn apply_event(
         }
         events::phone_number::AGGREGATE_TYPE => readmodels::phone_number::apply(tx, &env, fx).await,
         events::worker::AGGREGATE_TYPE => readmodels::worker::apply(tx, &env).await,
+        events::platform::AGGREGATE_TYPE => readmodels::platform::apply(tx, &env).await,
         events::voice_task::AGGREGATE_TYPE => readmodels::voice_task::apply(tx, &env).await,
         other => {
             tracing::debug!(aggregate_type = other, "no read model for this aggregate");

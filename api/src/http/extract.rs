@@ -101,3 +101,22 @@ pub fn optional_text(
     }
     Ok(text)
 }
+
+/// Longest display name of a worker or a platform.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// A required display name: trimmed, 1 to 100 characters, else 422 `invalid_name`.
+pub fn display_name(value: Option<String>) -> Result<String, ApiError> {
+    let name = value
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::unprocessable(
+            "invalid_name",
+            format!("name needs 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(name)
+}

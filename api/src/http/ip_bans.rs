@@ -25,6 +25,8 @@ fn open_to_banned_ips(path: &str) -> bool {
             | "/readyz"
             | "/metrics"
     ) || path.starts_with("/api/v1/admin/")
+        // Host platforms' servers, authenticated by their API key.
+        || path.starts_with("/api/v1/platform/")
         || path.starts_with("/api/v1/report/review/")
         || path.starts_with("/docs")
         // A banned user still sees why: the ban notice, the public blacklist, their assets.

@@ -7,6 +7,7 @@ pub mod extract;
 mod ip_bans;
 pub mod openapi;
 pub mod phones;
+mod platforms;
 pub mod reports;
 mod tasks;
 mod workers;
@@ -119,6 +120,10 @@ pub fn api_routes(
         .routes(routes!(admin_tasks::stats))
         .routes(routes!(workers::register, workers::list))
         .routes(routes!(workers::revoke))
+        .routes(routes!(platforms::register, platforms::list))
+        .routes(routes!(platforms::revoke))
+        .routes(routes!(platforms::bans))
+        .routes(routes!(platforms::stream))
         .routes(routes!(reports::report_user))
         .routes(routes!(reports::pending))
         .routes(routes!(reports::review))

@@ -213,6 +213,7 @@ fn openapi_document() {}
         (name = "voice", description = "Voice recording analysis"),
         (name = "phones", description = "Phone number reporting and moderation"),
         (name = "reports", description = "User reports, bans and the blacklist"),
+        (name = "platforms", description = "Host platforms: registration, and the ban feed they follow with their API key"),
         (name = "ops", description = "Operational endpoints")
     ),
     paths(healthz, readyz, metrics, docs_page, openapi_document),
@@ -238,6 +239,15 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "adminBearer",
             bearer("Admin access token (HS256 JWT, audience `blacklist-admin`) from `POST /admin/login`. Short-lived (default 15 min), revocable via `/admin/logout`."),
+        );
+        components.add_security_scheme(
+            "platformKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A host platform's API key (`blp_…`), from `POST /admin/platforms`; revocable."))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "sessionBearer",

@@ -9,7 +9,7 @@ use sqlx::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{Json, RequestId};
+use super::extract::{display_name, Json, RequestId};
 use super::openapi::ErrorBody;
 use crate::app::AppState;
 use crate::auth::AdminSession;
@@ -94,18 +94,7 @@ pub async fn register(
     rid: RequestId,
     Json(body): Json<RegisterWorkerRequest>,
 ) -> Result<impl IntoResponse> {
-    let name = body
-        .name
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or_default()
-        .to_owned();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::unprocessable(
-            "invalid_name",
-            "name needs 1 to 100 characters",
-        ));
-    }
+    let name = display_name(body.name)?;
     let worker_id = Uuid::new_v4();
     let token = new_token(worker_id);
     let cmd = WorkerCommand::Register {

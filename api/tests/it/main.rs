@@ -9,6 +9,7 @@ mod hearing;
 mod helpers;
 mod pages;
 mod phones;
+mod platforms;
 mod projection;
 mod relay;
 mod replay;

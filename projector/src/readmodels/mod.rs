@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod phone_number;
+pub mod platform;
 pub mod platform_user;
 pub mod voice_task;
 pub mod worker;
@@ -19,6 +20,7 @@ pub const TABLES: &[&str] = &[
     "phone_reports",
     "phone_numbers",
     "workers",
+    "platforms",
     "voice_tasks",
     "reanalysis_batches",
 ];

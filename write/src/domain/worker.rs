@@ -5,23 +5,19 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use events::worker::WorkerEvent;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+use super::credential;
 
 pub use events::worker::{token_worker_id, TOKEN_PREFIX};
 
-/// A new token for `worker_id`. Only the SHA-256 of the whole token is stored (the secret part
-/// is 190 random bits, so a fast hash is enough).
+/// A new token for `worker_id` (see [`credential`]).
 pub fn new_token(worker_id: uuid::Uuid) -> String {
-    format!(
-        "{TOKEN_PREFIX}{}_{}",
-        worker_id.simple(),
-        crate::passwords::generate(32)
-    )
+    credential::issue(TOKEN_PREFIX, worker_id)
 }
 
+/// What is stored of a token.
 pub fn hash_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    credential::hash(token)
 }
 
 #[derive(Debug, Clone)]
@@ -53,22 +49,12 @@ pub struct Worker {
 impl Worker {
     /// True when `token` is this worker's and it is not revoked.
     pub fn accepts(&self, token: &str) -> bool {
-        self.name.is_some()
-            && !self.revoked
-            && constant_time_eq(&hash_token(token), &self.token_hash)
+        self.name.is_some() && !self.revoked && credential::matches(token, &self.token_hash)
     }
 
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 impl Aggregate for Worker {

@@ -1,0 +1,257 @@
+//! Host platforms: registration and keys, and the ban feed they follow (a page, and live over
+//! server-sent events, resumable from any cursor across api instances).
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{config, start_api, Stack};
+use crate::reports::{admin_token, ban, check_ban, review, User};
+
+async fn register(s: &Stack, admin: &str, name: &str) -> Value {
+    let r = s
+        .http
+        .post(s.url("/api/v1/admin/platforms"))
+        .bearer_auth(admin)
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json().await.unwrap()
+}
+
+/// One server-sent event: (event, id, data).
+type Sse = (String, Option<String>, String);
+
+/// Reads events from an open stream until `want` says stop (or 15 s pass).
+async fn read_events(resp: &mut reqwest::Response, want: impl Fn(&[Sse]) -> bool) -> Vec<Sse> {
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), async {
+        while !want(&events) {
+            let Some(chunk) = resp.chunk().await.unwrap() else {
+                break;
+            };
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let frame: String = text.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+                };
+                if let Some(event) = field("event:") {
+                    events.push((event, field("id:"), field("data:").unwrap_or_default()));
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "timed out; events so far: {events:?}");
+    events
+}
+
+async fn open_stream(
+    s: &Stack,
+    base: &str,
+    key: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let mut req = s
+        .http
+        .get(format!("{base}/api/v1/platform/bans/stream"))
+        .bearer_auth(key);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    resp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_hears_of_a_ban_at_once_and_resumes_on_another_instance_without_gaps() {
+    let s = Stack::start().await;
+    let admin = admin_token(&s).await;
+    let platform = register(&s, &admin, "chat.example").await;
+    let key = platform["apiKey"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("blp_"));
+
+    let mut live = open_stream(&s, &s.api.base, &key, None).await;
+    let ready = read_events(&mut live, |e| !e.is_empty()).await;
+    assert_eq!(ready[0].0, "ready");
+    assert!(ready[0].1.is_some(), "ready carries the cursor of now");
+
+    // The fourth report bans the user; the stream says so with the decision's cursor.
+    let target = User::new("Mallory", "203.0.113.7");
+    check_ban(&s, &target).await;
+    let started = Instant::now();
+    ban(&s, &target).await;
+    let banned = read_events(&mut live, |e| e.iter().any(|(k, ..)| k == "ban")).await;
+    let latency = started.elapsed();
+    let (_, id, data) = banned.iter().find(|(k, ..)| k == "ban").unwrap().clone();
+    let decision: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(decision["kind"], "UserAutoBanned");
+    assert_eq!(decision["userId"], target.id.to_string());
+    assert_eq!(decision["banStatus"], "temporary");
+    assert_eq!(decision["ips"], json!(["203.0.113.7"]));
+    assert_eq!(decision["reportCount"], 4);
+    let first = id.expect("each decision carries its cursor");
+    assert_eq!(decision["cursor"], first.as_str());
+    eprintln!("ban to SSE: {latency:?} (four reports and the stream)");
+    drop(live);
+
+    // A decision while the platform is away; it resumes on another api instance.
+    assert_eq!(
+        review(&s, &admin, target.id, "permanent").await.status(),
+        StatusCode::OK
+    );
+    let other = start_api(config(&s.db.url, &s.nats)).await;
+    s.wait_ready(&other.base).await;
+    let mut resumed = open_stream(&s, &other.base, &key, Some(&first)).await;
+    let events = read_events(&mut resumed, |e| e.iter().any(|(k, ..)| k == "ban")).await;
+    assert_eq!(
+        events[0],
+        ("ready".into(), Some(first.clone()), "{}".into())
+    );
+    let bans: Vec<Value> = events
+        .iter()
+        .filter(|(k, ..)| k == "ban")
+        .map(|(_, _, d)| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(bans.len(), 1, "nothing repeated: {bans:?}");
+    assert_eq!(
+        (bans[0]["kind"].as_str(), bans[0]["banStatus"].as_str()),
+        (Some("BanReviewed"), Some("permanent"))
+    );
+
+    // The same history as pages, and an empty page at the end with the same cursor.
+    let page = |since: String| {
+        let (s, key) = (&s, key.clone());
+        async move {
+            s.http
+                .get(s.url(&format!("/api/v1/platform/bans?since={since}&limit=1")))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut since = "0".to_owned();
+    let mut kinds = Vec::new();
+    for _ in 0..10 {
+        let r = page(since.clone()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        let next = body["nextCursor"].as_str().unwrap().to_owned();
+        for item in body["items"].as_array().unwrap() {
+            kinds.push(item["kind"].as_str().unwrap().to_owned());
+        }
+        if next == since {
+            assert!(body["items"].as_array().unwrap().is_empty());
+            break;
+        }
+        since = next;
+    }
+    assert_eq!(kinds, ["UserAutoBanned", "BanReviewed"]);
+
+    // Bad cursors, bad keys.
+    for bad in ["abc", "-1", "99999999999999"] {
+        assert_eq!(
+            page(bad.into()).await.status(),
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+    let no_key = s
+        .http
+        .get(s.url("/api/v1/platform/bans"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        no_key.json::<Value>().await.unwrap()["error"],
+        "missing_key"
+    );
+    let forged = format!("blp_{}_guess", uuid::Uuid::new_v4().simple());
+    for wrong in [forged.as_str(), "not-a-key"] {
+        let r = s
+            .http
+            .get(s.url("/api/v1/platform/bans"))
+            .bearer_auth(wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_key");
+    }
+
+    // Revoked: the key stops working; the admin list says when.
+    let id = platform["platformId"].as_str().unwrap();
+    let r = s
+        .http
+        .delete(s.url(&format!("/api/v1/admin/platforms/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(page("0".into()).await.status(), StatusCode::UNAUTHORIZED);
+    s.projected().await;
+    let list: Value = s
+        .http
+        .get(s.url("/api/v1/admin/platforms"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"][0]["name"], "chat.example");
+    assert!(list["items"][0]["revokedAt"].is_string(), "{list}");
+}
+
+#[tokio::test]
+async fn platform_registration_needs_an_admin_and_a_name() {
+    let s = Stack::start().await;
+    let admin = admin_token(&s).await;
+    let r = s
+        .http
+        .post(s.url("/api/v1/admin/platforms"))
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    for bad in [
+        json!({}),
+        json!({"name": "  "}),
+        json!({"name": "x".repeat(101)}),
+    ] {
+        let r = s
+            .http
+            .post(s.url("/api/v1/admin/platforms"))
+            .bearer_auth(&admin)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    let r = s
+        .http
+        .delete(s.url(&format!("/api/v1/admin/platforms/{}", uuid::Uuid::new_v4())))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
