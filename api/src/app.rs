@@ -66,6 +66,9 @@ pub struct AppState {
     /// Host platforms (admin registration) and read access to their keys.
     pub platforms: Arc<PostgresCqrs<Platform>>,
     pub platform_store: Arc<PersistedEventStore<PostgresEventRepository, Platform>>,
+    /// The key webhook signing secrets derive from, and where webhooks may go.
+    pub webhook_key: Arc<[u8]>,
+    pub webhook_targets: crate::webhooks::Targets,
     /// Read access to workers (the auth callout checks tokens against it).
     pub worker_store: Arc<PersistedEventStore<PostgresEventRepository, Worker>>,
     pub voice_tasks: Arc<PostgresCqrs<VoiceTask>>,
@@ -168,6 +171,14 @@ impl Keys {
                     len,
                     "SESSION_JWT_SECRET is short: use at least 32 random bytes"
                 );
+            }
+        }
+        if production && config.webhook_allow_private_targets {
+            anyhow::bail!("WEBHOOK_ALLOW_PRIVATE_TARGETS must not be set when APP_ENV=production");
+        }
+        if let Some(k) = &config.webhook_signing_key {
+            if !k.expose().is_empty() && k.expose().len() < 32 {
+                anyhow::bail!("WEBHOOK_SIGNING_KEY must be at least 32 characters");
             }
         }
         // A revoked token must stay in `admin-revoked` for as long as it could be used.
@@ -338,6 +349,14 @@ impl AppState {
             workers: Arc::new(cqrs(&pool, (), events::worker::UPCASTERS)),
             platforms: Arc::new(cqrs(&pool, (), events::platform::UPCASTERS)),
             platform_store: Arc::new(event_store(&pool, events::platform::UPCASTERS)),
+            webhook_key: match &config.webhook_signing_key {
+                Some(k) if !k.expose().is_empty() => Arc::from(k.expose().as_bytes()),
+                _ => Arc::from(&secret[..]),
+            },
+            webhook_targets: crate::webhooks::Targets {
+                allow_http: !config.is_production(),
+                allow_private: config.webhook_allow_private_targets && !config.is_production(),
+            },
             voice_tasks: Arc::new(cqrs(&pool, (), events::voice_task::UPCASTERS)),
             voice_task_store: Arc::new(event_store(&pool, events::voice_task::UPCASTERS)),
             session_store: Arc::new(event_store(&pool, events::admin::SESSION_UPCASTERS)),

@@ -159,6 +159,11 @@ async fn checked_end(
     Ok((stream, last))
 }
 
+/// Where the event log ends now (a cursor: decisions after it are still to come).
+pub async fn end(js: &jetstream::Context) -> Result<u64, ApiError> {
+    Ok(checked_end(js, 0).await?.1)
+}
+
 /// An ordered consumer of the decisions after `since`.
 async fn decisions_after(
     stream: &jetstream::stream::Stream,

@@ -27,6 +27,14 @@ pub struct Config {
     /// seeding over HTTP is off (use `api admin-create`).
     #[arg(long, env = "ADMIN_SETUP_TOKEN", hide_env_values = true)]
     pub admin_setup_token: Option<Secret>,
+    /// Key the platforms' webhook signing secrets are derived from (at least 32 bytes); without
+    /// it, they are derived from ADMIN_JWT_SECRET. Changing it changes every platform's secret.
+    #[arg(long, env = "WEBHOOK_SIGNING_KEY", hide_env_values = true)]
+    pub webhook_signing_key: Option<Secret>,
+    /// Accept webhook URLs on loopback or private addresses, and plain http (local receivers in
+    /// development; refused in production).
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS", default_value_t = false)]
+    pub webhook_allow_private_targets: bool,
     /// Lifetime of an admin access token.
     #[arg(long, env = "ADMIN_TOKEN_TTL_SECONDS", default_value_t = 900)]
     pub admin_token_ttl_seconds: i64,

@@ -287,6 +287,7 @@ impl From<crate::domain::platform::PlatformError> for ApiError {
             AlreadyRegistered => ApiError::Conflict("platform_exists", e.to_string()),
             Unknown => ApiError::NotFound(e.to_string()),
             AlreadyRevoked => ApiError::Conflict("already_revoked", e.to_string()),
+            NoWebhook => ApiError::Conflict("no_webhook", e.to_string()),
         }
     }
 }

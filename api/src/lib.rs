@@ -31,6 +31,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod session_auth;
 pub mod turnstile;
+pub mod webhooks;
 
 pub use app::AppState;
 pub use config::Config;

@@ -18,6 +18,8 @@ use crate::error::ApiError;
 pub struct HostPlatform {
     pub id: Uuid,
     pub name: String,
+    /// Where its decisions are POSTed, if anywhere.
+    pub webhook: Option<String>,
 }
 
 /// What checking a platform key needs (a part of the api's state, taken with `FromRef`).
@@ -57,6 +59,7 @@ where
         Ok(HostPlatform {
             id,
             name: platform.name().unwrap_or_default().to_owned(),
+            webhook: platform.webhook().map(str::to_owned),
         })
     }
 }

@@ -104,6 +104,15 @@ fn spawn_pipeline(
     }
     let (pool, nats) = (s.pool.clone(), s.nats.clone());
     stages.spawn(|stop| heartbeats::run(pool, nats, stop));
+    let sender = crate::webhooks::Sender {
+        pool: s.pool.clone(),
+        nats: s.nats.clone(),
+        js: s.js.clone(),
+        platforms: s.platforms.clone(),
+        signing_key: s.webhook_key.clone(),
+        targets: s.webhook_targets,
+    };
+    stages.spawn(|stop| sender.run(stop));
     Ok(())
 }
 

@@ -44,6 +44,8 @@ impl Stack {
             admin_jwt_secret: Some("benchmark-secret-benchmark-secret-bench".to_owned().into()),
             admin_setup_token: None,
             metrics_token: None,
+            webhook_signing_key: None,
+            webhook_allow_private_targets: true,
             admin_token_ttl_seconds: 900,
             // Throughput, not the failed-login limiter (an attempt counts until it succeeds).
             login_max_failures_per_minute: 1_000_000,

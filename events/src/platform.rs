@@ -19,8 +19,24 @@ pub enum PlatformEvent {
         key_hash: String,
         by: String,
     },
-    /// Its API key is void: every platform endpoint answers it 401.
+    /// Its API key is void: every platform endpoint answers it 401; no more webhooks.
     PlatformRevoked { by: String },
+    /// Decisions after `fromCursor` (where the event log ended when it was set) are POSTed to
+    /// `url`, signed.
+    PlatformWebhookSet { url: String, from_cursor: u64 },
+    /// No more webhooks.
+    PlatformWebhookRemoved {},
+    /// One attempt to deliver the decision at `cursor` (about `userId`): `delivered` (a 2xx),
+    /// `failed` (retried later) or `abandoned` (still failing 24 hours after the first try; the
+    /// next decisions follow).
+    WebhookAttempted {
+        cursor: u64,
+        user_id: String,
+        attempt: u32,
+        outcome: String,
+        status: Option<u16>,
+        error: Option<String>,
+    },
 }
 
 impl DomainEvent for PlatformEvent {
@@ -28,6 +44,9 @@ impl DomainEvent for PlatformEvent {
         match self {
             PlatformEvent::PlatformRegistered { .. } => "PlatformRegistered",
             PlatformEvent::PlatformRevoked { .. } => "PlatformRevoked",
+            PlatformEvent::PlatformWebhookSet { .. } => "PlatformWebhookSet",
+            PlatformEvent::PlatformWebhookRemoved { .. } => "PlatformWebhookRemoved",
+            PlatformEvent::WebhookAttempted { .. } => "WebhookAttempted",
         }
         .to_string()
     }

@@ -124,6 +124,12 @@ pub fn api_routes(
         .routes(routes!(platforms::revoke))
         .routes(routes!(platforms::bans))
         .routes(routes!(platforms::stream))
+        .routes(routes!(
+            platforms::set_webhook,
+            platforms::get_webhook,
+            platforms::remove_webhook
+        ))
+        .routes(routes!(platforms::deliveries))
         .routes(routes!(reports::report_user))
         .routes(routes!(reports::pending))
         .routes(routes!(reports::review))

@@ -296,6 +296,190 @@ pub async fn stream(
     Ok(Sse::new(ready.chain(bans)).keep_alive(KeepAlive::default()))
 }
 
+#[derive(Deserialize, ToSchema)]
+pub struct WebhookRequest {
+    /// Where decisions are POSTed: https, a public host (not loopback or private), no
+    /// credentials, at most 2048 characters.
+    #[schema(value_type = String, required = true, example = "https://chat.example/hooks/blacklist")]
+    url: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// Where decisions are POSTed; null when no webhook is set.
+    #[schema(required = true)]
+    pub url: Option<String>,
+    /// The secret `Blacklist-Signature` is computed with (HMAC-SHA256 of `<t>.<body>`).
+    pub signing_secret: String,
+    /// Decisions after this cursor are delivered (where the log ended when the webhook was set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_cursor: Option<String>,
+}
+
+#[utoipa::path(
+    put,
+    path = "/platform/webhook",
+    operation_id = "setWebhook",
+    tag = "platforms",
+    summary = "Receive decisions by webhook",
+    description = "From now on each decision (the same `BanDecision` as the stream) is POSTed to `url` as JSON, one at a time and oldest first (so the order per user holds), with `Blacklist-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(signingSecret, \"<t>.<body>\")>`, `Blacklist-Event-Id: <cursor>` and `Blacklist-Event-Kind`. Verify the signature, refuse a `t` more than 5 minutes old, and treat a repeated `Blacklist-Event-Id` as done. A 2xx answer is a delivery; anything else is retried after 1 s, 2 s, 4 s … (at most an hour apart) for 24 hours, then abandoned and the next decision follows. Every attempt is an event (`WebhookAttempted`) admins see at `GET /admin/platforms/{id}/deliveries`. Setting it again changes the URL and keeps the position.",
+    security(("platformKey" = [])),
+    request_body(content = WebhookRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Set.", body = Webhook),
+        (status = 401, description = "Missing, unknown or revoked platform key. Codes: `missing_key`, `invalid_key`.", body = ErrorBody),
+        (status = 422, description = "Codes: `invalid_webhook_url` (not https outside development, credentials, a host that does not resolve or resolves to a loopback, private or reserved address), `invalid_body`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
+#[tracing::instrument(skip_all, fields(platform = %platform.id))]
+pub async fn set_webhook(
+    State(s): State<AppState>,
+    platform: HostPlatform,
+    rid: RequestId,
+    Json(body): Json<WebhookRequest>,
+) -> Result<impl IntoResponse> {
+    let raw = body.url.unwrap_or_default();
+    let url = crate::webhooks::check_target(&raw, s.webhook_targets).await?;
+    let from_cursor = ban_feed::end(&s.js).await?;
+    let cmd = PlatformCommand::SetWebhook {
+        url: url.to_string(),
+        from_cursor,
+    };
+    let ctx = rid.context(format!("platform:{}", platform.id));
+    execute(&s.platforms, &platform.id.to_string(), cmd, &ctx).await?;
+    Ok(axum::Json(Webhook {
+        url: Some(url.to_string()),
+        signing_secret: crate::webhooks::signing_secret(&s.webhook_key, platform.id),
+        from_cursor: Some(from_cursor.to_string()),
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/platform/webhook",
+    operation_id = "getWebhook",
+    tag = "platforms",
+    summary = "The platform's webhook and its signing secret",
+    security(("platformKey" = [])),
+    responses(
+        (status = 200, description = "The webhook (url null when none is set) and the signing secret.", body = Webhook),
+        (status = 401, description = "Missing, unknown or revoked platform key. Codes: `missing_key`, `invalid_key`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
+#[tracing::instrument(skip_all, fields(platform = %platform.id))]
+pub async fn get_webhook(
+    State(s): State<AppState>,
+    platform: HostPlatform,
+) -> Result<impl IntoResponse> {
+    Ok(axum::Json(Webhook {
+        url: platform.webhook.clone(),
+        signing_secret: crate::webhooks::signing_secret(&s.webhook_key, platform.id),
+        from_cursor: None,
+    }))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/platform/webhook",
+    operation_id = "removeWebhook",
+    tag = "platforms",
+    summary = "Stop receiving decisions by webhook",
+    security(("platformKey" = [])),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, description = "Missing, unknown or revoked platform key. Codes: `missing_key`, `invalid_key`.", body = ErrorBody),
+        (status = 409, description = "Codes: `no_webhook`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
+#[tracing::instrument(skip_all, fields(platform = %platform.id))]
+pub async fn remove_webhook(
+    State(s): State<AppState>,
+    platform: HostPlatform,
+    rid: RequestId,
+) -> Result<StatusCode> {
+    let ctx = rid.context(format!("platform:{}", platform.id));
+    execute(
+        &s.platforms,
+        &platform.id.to_string(),
+        PlatformCommand::RemoveWebhook,
+        &ctx,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryAttempt {
+    /// The decision's cursor.
+    pub cursor: String,
+    pub user_id: String,
+    /// 1 for the first try of this decision, then 2, 3 …
+    pub attempt: i32,
+    /// `delivered`, `failed` (retried) or `abandoned` (24 hours of failures).
+    pub outcome: String,
+    /// The receiver's HTTP status, when it answered.
+    #[schema(required = true)]
+    pub status: Option<i32>,
+    /// Why it failed.
+    #[schema(required = true)]
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryList {
+    /// The newest 100 attempts, newest first.
+    pub items: Vec<DeliveryAttempt>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/platforms/{id}/deliveries",
+    operation_id = "listWebhookDeliveries",
+    tag = "platforms",
+    summary = "A platform's webhook attempts",
+    security(("adminBearer" = [])),
+    params(("id" = Uuid, Path, description = "The platform id (a malformed id is 404).")),
+    responses(
+        (status = 200, description = "The newest attempts and their outcomes.", body = DeliveryList),
+        (status = 401, description = "Missing or invalid credentials. Codes: `missing_token`, `invalid_token`, `token_revoked`.", body = ErrorBody),
+        (status = 404, description = "Not found. Codes: `not_found`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
+#[tracing::instrument(skip_all, fields(platform = %raw_id))]
+pub async fn deliveries(
+    State(s): State<AppState>,
+    _admin: AdminSession,
+    Path(raw_id): Path<String>,
+) -> Result<impl IntoResponse> {
+    let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::NotFound("no such platform".into()))?;
+    let rows = sqlx::query(
+        "SELECT * FROM webhook_attempts WHERE platform_id = $1 ORDER BY at DESC, cursor DESC, attempt DESC LIMIT 100",
+    )
+    .bind(id)
+    .fetch_all(&s.pool)
+    .await?;
+    let items = rows
+        .iter()
+        .map(|r| DeliveryAttempt {
+            cursor: r.get::<i64, _>("cursor").to_string(),
+            user_id: r.get("user_id"),
+            attempt: r.get("attempt"),
+            outcome: r.get("outcome"),
+            status: r.get("status"),
+            error: r.get("error"),
+            at: r.get("at"),
+        })
+        .collect();
+    Ok(axum::Json(DeliveryList { items }))
+}
+
 /// Counts open ban streams (`platform_ban_streams`) for as long as one lives.
 struct StreamGauge;
 

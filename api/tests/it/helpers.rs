@@ -61,6 +61,8 @@ pub fn config(db_url: &str, nats: &Nats) -> Config {
         admin_jwt_secret: Some(JWT_SECRET.to_owned().into()),
         admin_setup_token: None,
         metrics_token: None,
+        webhook_signing_key: None,
+        webhook_allow_private_targets: true,
         admin_token_ttl_seconds: 900,
         login_max_failures_per_minute: 10,
         ipv6_prefix_len: 64,

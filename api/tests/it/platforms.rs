@@ -255,3 +255,235 @@ async fn platform_registration_needs_an_admin_and_a_name() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+/// What the fake receiver got: (signature header, event id, body as sent).
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+
+/// A webhook receiver on loopback that answers 500 to its first request, 200 after.
+pub async fn receiver() -> (String, Received) {
+    let got: Received = Default::default();
+    let log = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let log = log.clone();
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let mut log = log.lock().unwrap();
+                log.push((
+                    header("blacklist-signature"),
+                    header("blacklist-event-id"),
+                    body,
+                ));
+                if log.len() == 1 {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, got)
+}
+
+/// What a receiver does: recompute the signature over `<t>.<body>` with the shared secret.
+fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some((t, v1)) = header
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+    else {
+        return false;
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let fresh = (chrono::Utc::now().timestamp() - t.parse::<i64>().unwrap()).abs() < 300;
+    fresh && expected == v1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_retried_in_order_and_every_attempt_is_visible() {
+    let s = Stack::start().await;
+    let admin = admin_token(&s).await;
+    let platform = register(&s, &admin, "chat.example").await;
+    let key = platform["apiKey"].as_str().unwrap().to_owned();
+    let platform_id = platform["platformId"].as_str().unwrap().to_owned();
+    let (url, got) = receiver().await;
+
+    let put = |body: Value| {
+        let (s, key) = (&s, key.clone());
+        async move {
+            s.http
+                .put(s.url("/api/v1/platform/webhook"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for bad in [
+        json!({}),
+        json!({"url": "ftp://example.org/hook"}),
+        json!({"url": "https://user:pw@example.org/hook"}),
+        json!({"url": "https://no-such-host.invalid/hook"}),
+    ] {
+        let r = put(bad.clone()).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    let r = put(json!({ "url": url })).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let hook: Value = r.json().await.unwrap();
+    let secret = hook["signingSecret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+
+    // A ban: the first POST fails, the retry lands; then a review follows it, in order.
+    let target = User::new("Mallory", "203.0.113.9");
+    ban(&s, &target).await;
+    let two = testkit::eventually(Duration::from_secs(20), || async {
+        (got.lock().unwrap().len() >= 2).then_some(())
+    })
+    .await;
+    assert!(two.is_some(), "no retry: {:?}", got.lock().unwrap());
+    assert_eq!(
+        review(&s, &admin, target.id, "vindicated").await.status(),
+        StatusCode::OK
+    );
+    let three = testkit::eventually(Duration::from_secs(20), || async {
+        (got.lock().unwrap().len() >= 3).then_some(())
+    })
+    .await;
+    assert!(
+        three.is_some(),
+        "no review delivered: {:?}",
+        got.lock().unwrap()
+    );
+    let got = got.lock().unwrap().clone();
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|(_, _, b)| serde_json::from_str(b).unwrap())
+        .collect();
+    let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["UserAutoBanned", "UserAutoBanned", "BanReviewed"]);
+    assert_eq!(got[0].1, got[1].1, "the retry carries the same event id");
+    assert_eq!(bodies[2]["banStatus"], "vindicated");
+    for ((signature, id, raw), body) in got.iter().zip(&bodies) {
+        assert_eq!(body["cursor"].as_str(), Some(id.as_str()));
+        assert!(
+            verify(&secret, signature, raw.as_bytes()),
+            "bad signature {signature}"
+        );
+        assert!(!verify("whsec_wrong", signature, raw.as_bytes()));
+    }
+
+    // Every attempt is evented and listed for admins.
+    let attempts = testkit::eventually(Duration::from_secs(10), || async {
+        let list: Value = s
+            .http
+            .get(s.url(&format!("/api/v1/admin/platforms/{platform_id}/deliveries")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        (items.len() >= 3).then_some(items)
+    })
+    .await
+    .expect("three attempts listed");
+    let outcomes: Vec<(&str, i64)> = attempts
+        .iter()
+        .rev()
+        .map(|a| {
+            (
+                a["outcome"].as_str().unwrap(),
+                a["attempt"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("failed", 1), ("delivered", 2), ("delivered", 1)]
+    );
+    assert_eq!(attempts.last().unwrap()["status"], 500);
+
+    // The platform sees its webhook; removing it twice is a conflict the second time.
+    let mine: Value = s
+        .http
+        .get(s.url("/api/v1/platform/webhook"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["url"], url.as_str());
+    assert_eq!(mine["signingSecret"], secret.as_str());
+    for expected in [StatusCode::NO_CONTENT, StatusCode::CONFLICT] {
+        let r = s
+            .http
+            .delete(s.url("/api/v1/platform/webhook"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected);
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_may_not_point_inside_unless_allowed() {
+    let s = Stack::start().await;
+    let mut strict = config(&s.db.url, &s.nats);
+    strict.webhook_allow_private_targets = false;
+    let api = start_api(strict).await;
+    s.wait_ready(&api.base).await;
+    let admin = admin_token(&s).await;
+    let key = register(&s, &admin, "p").await["apiKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for inside in [
+        "http://127.0.0.1:8080/hook",
+        "https://127.0.0.1/hook",
+        "https://10.0.0.1/hook",
+        "https://[::1]/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://localhost/hook",
+    ] {
+        let r = s
+            .http
+            .put(format!("{}/api/v1/platform/webhook", api.base))
+            .bearer_auth(&key)
+            .json(&json!({ "url": inside }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{inside}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"],
+            "invalid_webhook_url"
+        );
+    }
+}

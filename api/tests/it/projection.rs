@@ -124,6 +124,27 @@ async fn activity(s: &Stack) {
             assert_eq!(r.status(), StatusCode::NO_CONTENT);
         }
     }
+    // A host platform with a webhook (platforms; its attempts fill webhook_attempts below).
+    let r = s
+        .http
+        .post(s.url("/api/v1/admin/platforms"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "chat.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let platform: Value = r.json().await.unwrap();
+    let (hook, received) = crate::platforms::receiver().await;
+    let r = s
+        .http
+        .put(s.url("/api/v1/platform/webhook"))
+        .bearer_auth(platform["apiKey"].as_str().unwrap())
+        .json(&serde_json::json!({ "url": hook }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     // A recording waiting for analysis (voice_tasks).
     crate::tasks::upload_and_submit(s, serde_json::json!({"callerNumber": "+14155550100"})).await;
     // A completed one (its result published as a registered worker would) being re-analysed
@@ -170,6 +191,11 @@ async fn activity(s: &Stack) {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
+    let delivered = testkit::eventually(std::time::Duration::from_secs(20), || async {
+        (received.lock().unwrap().len() >= 2).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "the webhook saw the decisions");
     s.projected().await;
 }
 

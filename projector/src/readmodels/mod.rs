@@ -20,6 +20,7 @@ pub const TABLES: &[&str] = &[
     "phone_reports",
     "phone_numbers",
     "workers",
+    "webhook_attempts",
     "platforms",
     "voice_tasks",
     "reanalysis_batches",

@@ -25,6 +25,20 @@ pub enum PlatformCommand {
     Revoke {
         by: String,
     },
+    SetWebhook {
+        url: String,
+        from_cursor: u64,
+    },
+    RemoveWebhook,
+    /// What one delivery attempt gave (recorded by the webhook sender).
+    RecordAttempt {
+        cursor: u64,
+        user_id: String,
+        attempt: u32,
+        outcome: String,
+        status: Option<u16>,
+        error: Option<String>,
+    },
 }
 
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -38,6 +52,9 @@ pub enum PlatformError {
     /// 409
     #[error("this platform's key is already revoked")]
     AlreadyRevoked,
+    /// 409
+    #[error("this platform has no webhook")]
+    NoWebhook,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -45,6 +62,7 @@ pub struct Platform {
     name: Option<String>,
     key_hash: String,
     revoked: bool,
+    webhook: Option<String>,
 }
 
 impl Platform {
@@ -55,6 +73,11 @@ impl Platform {
 
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    /// Where decisions are POSTed, if anywhere.
+    pub fn webhook(&self) -> Option<&str> {
+        self.webhook.as_deref()
     }
 }
 
@@ -87,6 +110,37 @@ impl Aggregate for Platform {
                 }
                 PlatformEvent::PlatformRevoked { by }
             }
+            PlatformCommand::SetWebhook { url, from_cursor } => {
+                self.live()?;
+                PlatformEvent::PlatformWebhookSet { url, from_cursor }
+            }
+            PlatformCommand::RemoveWebhook => {
+                self.live()?;
+                if self.webhook.is_none() {
+                    return Err(PlatformError::NoWebhook);
+                }
+                PlatformEvent::PlatformWebhookRemoved {}
+            }
+            PlatformCommand::RecordAttempt {
+                cursor,
+                user_id,
+                attempt,
+                outcome,
+                status,
+                error,
+            } => {
+                if self.name.is_none() {
+                    return Err(PlatformError::Unknown);
+                }
+                PlatformEvent::WebhookAttempted {
+                    cursor,
+                    user_id,
+                    attempt,
+                    outcome,
+                    status,
+                    error,
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -98,7 +152,24 @@ impl Aggregate for Platform {
                 self.name = Some(name);
                 self.key_hash = key_hash;
             }
-            PlatformEvent::PlatformRevoked { .. } => self.revoked = true,
+            PlatformEvent::PlatformRevoked { .. } => {
+                self.revoked = true;
+                self.webhook = None;
+            }
+            PlatformEvent::PlatformWebhookSet { url, .. } => self.webhook = Some(url),
+            PlatformEvent::PlatformWebhookRemoved {} => self.webhook = None,
+            PlatformEvent::WebhookAttempted { .. } => {}
+        }
+    }
+}
+
+impl Platform {
+    /// Registered and not revoked.
+    fn live(&self) -> Result<(), PlatformError> {
+        match (&self.name, self.revoked) {
+            (None, _) => Err(PlatformError::Unknown),
+            (Some(_), true) => Err(PlatformError::AlreadyRevoked),
+            (Some(_), false) => Ok(()),
         }
     }
 }
@@ -160,5 +231,46 @@ mod tests {
             .given_no_previous_events()
             .when(PlatformCommand::Revoke { by: "admin".into() })
             .then_expect_error(PlatformError::Unknown);
+    }
+
+    #[test]
+    fn only_a_live_platform_sets_or_removes_its_webhook() {
+        let set = || PlatformCommand::SetWebhook {
+            url: "https://chat.example/hooks".into(),
+            from_cursor: 7,
+        };
+        let was_set = PlatformEvent::PlatformWebhookSet {
+            url: "https://chat.example/hooks".into(),
+            from_cursor: 7,
+        };
+        Given::with(())
+            .given(vec![registered("h")])
+            .when(set())
+            .then_expect_events(vec![was_set.clone()]);
+        Given::with(())
+            .given(vec![registered("h"), was_set.clone()])
+            .when(PlatformCommand::RemoveWebhook)
+            .then_expect_events(vec![PlatformEvent::PlatformWebhookRemoved {}]);
+        Given::with(())
+            .given(vec![registered("h")])
+            .when(PlatformCommand::RemoveWebhook)
+            .then_expect_error(PlatformError::NoWebhook);
+        Given::with(())
+            .given(vec![
+                registered("h"),
+                PlatformEvent::PlatformRevoked { by: "admin".into() },
+            ])
+            .when(set())
+            .then_expect_error(PlatformError::AlreadyRevoked);
+        Given::with(())
+            .given_no_previous_events()
+            .when(set())
+            .then_expect_error(PlatformError::Unknown);
+        let mut p = Platform::default();
+        p.apply(registered("h"));
+        p.apply(was_set);
+        assert_eq!(p.webhook(), Some("https://chat.example/hooks"));
+        p.apply(PlatformEvent::PlatformRevoked { by: "admin".into() });
+        assert_eq!(p.webhook(), None, "a revoked platform gets no webhooks");
     }
 }
