@@ -174,7 +174,7 @@ impl Keys {
             }
         }
         if production && config.webhook_allow_private_targets {
-            anyhow::bail!("WEBHOOK_ALLOW_PRIVATE_TARGETS must not be set when APP_ENV=production");
+            tracing::warn!("WEBHOOK_ALLOW_PRIVATE_TARGETS is ignored when APP_ENV=production");
         }
         if let Some(k) = &config.webhook_signing_key {
             if !k.expose().is_empty() && k.expose().len() < 32 {

@@ -32,7 +32,7 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_SIGNING_KEY", hide_env_values = true)]
     pub webhook_signing_key: Option<Secret>,
     /// Accept webhook URLs on loopback or private addresses, and plain http (local receivers in
-    /// development; refused in production).
+    /// development; ignored in production).
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS", default_value_t = false)]
     pub webhook_allow_private_targets: bool,
     /// Lifetime of an admin access token.

@@ -188,6 +188,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!();
     reports_and_bans(&stack, &http).await?;
+    ban_to_host(&stack, &http).await?;
     phone_lookups(&stack).await?;
     voice_pipeline(&stack, &http).await?;
     Ok(())
@@ -368,6 +369,146 @@ async fn register_worker(stack: &Stack, name: &str) -> anyhow::Result<String> {
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(token)
+}
+
+/// Issue 12: how soon a host platform learns of a ban — from the response to the fourth report
+/// (the command that bans) to the decision arriving on the platform's SSE stream and at its
+/// webhook (a local receiver). Target: within 1 s.
+async fn ban_to_host(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<()> {
+    const BANS: usize = 40;
+    let pool = stack.db.pool.clone();
+    let platforms = cqrs_es::CqrsFramework::new(
+        api::app::event_store::<api::domain::platform::Platform>(
+            &pool,
+            events::platform::UPCASTERS,
+        ),
+        vec![],
+        (),
+    );
+    let id = uuid::Uuid::new_v4();
+    let key = api::domain::platform::new_key(id);
+    let cmd = api::domain::platform::PlatformCommand::Register {
+        name: "bench".into(),
+        key_hash: api::domain::credential::hash(&key),
+        by: "bench".into(),
+    };
+    api::commands::execute(
+        &platforms,
+        &id.to_string(),
+        cmd,
+        &api::commands::CommandContext::new("system:bench", None),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // Arrivals: (user id, when), from the stream and from the webhook receiver.
+    let (sse_tx, mut sse_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let (hook_tx, mut hook_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let tx = hook_tx.clone();
+            async move {
+                let v: Value = serde_json::from_str(&body).unwrap_or_default();
+                if v["kind"] == "UserAutoBanned" {
+                    let _ = tx.send((
+                        v["userId"].as_str().unwrap_or_default().to_owned(),
+                        Instant::now(),
+                    ));
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let r = http
+        .put(stack.url("/api/v1/platform/webhook"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({ "url": hook }))
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().is_success(), "webhook: {}", r.status());
+    let mut stream = http
+        .get(stack.url("/api/v1/platform/bans/stream"))
+        .bearer_auth(&key)
+        .send()
+        .await?;
+    anyhow::ensure!(stream.status().is_success(), "stream: {}", stream.status());
+    tokio::spawn(async move {
+        let mut text = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let frame: String = text.drain(..end + 2).collect();
+                if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")) {
+                    let v: Value = serde_json::from_str(data.trim()).unwrap_or_default();
+                    if v["kind"] == "UserAutoBanned" {
+                        let _ = sse_tx.send((
+                            v["userId"].as_str().unwrap_or_default().to_owned(),
+                            Instant::now(),
+                        ));
+                    }
+                }
+            }
+        }
+    });
+
+    let (mut to_sse, mut to_hook) = (Vec::new(), Vec::new());
+    for n in 0..BANS {
+        let target = uuid::Uuid::new_v4();
+        let mut banned_at = Instant::now();
+        for i in 0..4 {
+            let r = http
+                .post(stack.url("/api/v1/report/user"))
+                .bearer_auth(bench::session_token(uuid::Uuid::new_v4()))
+                .header("x-forwarded-for", format!("198.18.{}.{}", n % 250, i + 1))
+                .json(&serde_json::json!({"reportedUserId": target}))
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().as_u16() == 201, "report: {}", r.status());
+            banned_at = Instant::now();
+        }
+        let target = target.to_string();
+        let sse_at = arrival(&mut sse_rx, &target)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the stream never told of ban {n}"))?;
+        let hook_at = arrival(&mut hook_rx, &target)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the webhook never told of ban {n}"))?;
+        to_sse.push(sse_at.saturating_duration_since(banned_at));
+        to_hook.push(hook_at.saturating_duration_since(banned_at));
+    }
+    let (s50, s99, _) = percentiles(to_sse);
+    let (h50, h99, _) = percentiles(to_hook);
+    println!("ban to host platform ({BANS} bans, from the response to the fourth report; target 1,000 ms)");
+    println!(
+        "  SSE stream   p50 {s50:>6.1} ms  p99 {s99:>6.1} ms  → ratio to the target {:.2}",
+        s99 / 1000.0
+    );
+    println!(
+        "  webhook      p50 {h50:>6.1} ms  p99 {h99:>6.1} ms  → ratio to the target {:.2}",
+        h99 / 1000.0
+    );
+    println!();
+    Ok(())
+}
+
+/// When the decision about `target` arrived (10 s at most), skipping others.
+async fn arrival(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Instant)>,
+    target: &str,
+) -> Option<Instant> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some((user, at))) if user == target => return Some(at),
+            Ok(Some(_)) => continue,
+            _ => return None,
+        }
+    }
 }
 
 /// Issue 3: report ingestion, the IP-ban check at 1,000,000 banned IPs, refused requests.
