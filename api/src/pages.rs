@@ -159,11 +159,15 @@ async fn blacklist_page(
     if let Err(e) = crate::ratelimit::rate_limit(&s.public_reads, ip) {
         return e.into_response();
     }
-    let page = PageQuery {
-        limit: Some("48".into()),
-        cursor: query.page.cursor.clone(),
+    let shown = BlacklistQuery {
+        q: query.q.clone(),
+        category: query.category.clone(),
+        page: PageQuery {
+            limit: Some("48".into()),
+            cursor: query.page.cursor.clone(),
+        },
     };
-    match crate::queries::blacklist(s, query.q.as_deref(), &page).await {
+    match crate::queries::blacklist(s, &shown).await {
         Ok(v) => render(
             "blacklist.html",
             context! {

@@ -17,6 +17,8 @@ pub fn ms(t: Option<DateTime<Utc>>) -> Option<i64> {
 #[derive(Deserialize)]
 pub struct BlacklistQuery {
     pub q: Option<String>,
+    /// Only users reported at least once in this category.
+    pub category: Option<String>,
     #[serde(flatten)]
     pub page: PageQuery,
 }
@@ -53,7 +55,23 @@ pub struct Blacklist {
 
 /// The public blacklist: `{blacklist, count, lastUpdated, nextCursor}`. Shared by the API and
 /// the server-rendered page.
-pub async fn blacklist(s: &AppState, q: Option<&str>, page: &PageQuery) -> Result<Blacklist> {
+pub async fn blacklist(s: &AppState, query: &BlacklistQuery) -> Result<Blacklist> {
+    let (q, page) = (query.q.as_deref(), &query.page);
+    let category = match query
+        .category
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        None => None,
+        Some(raw) => Some(
+            events::platform_user::ReportCategory::parse(raw)
+                .ok_or_else(|| {
+                    ApiError::unprocessable("invalid_category", "no such report category")
+                })?
+                .as_str(),
+        ),
+    };
     let limit = page.limit()?;
     let after: Option<(i64, String)> = page.cursor()?;
     let q = q
@@ -74,6 +92,8 @@ pub async fn blacklist(s: &AppState, q: Option<&str>, page: &PageQuery) -> Resul
             AND ($1::text IS NULL OR name ILIKE $1)
             AND ($2::bigint IS NULL OR (EXTRACT(EPOCH FROM banned_at) * 1000)::bigint < $2
                  OR ((EXTRACT(EPOCH FROM banned_at) * 1000)::bigint = $2 AND user_id > $3))
+            AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM user_reports r
+                  WHERE r.reported_user_id = platform_users.user_id AND r.category = $5))
           ORDER BY banned_at DESC, user_id
           LIMIT $4",
     )
@@ -81,14 +101,18 @@ pub async fn blacklist(s: &AppState, q: Option<&str>, page: &PageQuery) -> Resul
     .bind(after.as_ref().map(|a| a.0))
     .bind(after.as_ref().map(|a| a.1.clone()).unwrap_or_default())
     .bind(limit + 1)
+    .bind(category)
     .fetch_all(&s.pool)
     .await
     .map_err(ApiError::from_db)?;
     let (count, last_updated): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
         "SELECT count(*), max(reviewed_at) FROM platform_users
-          WHERE ban_status = 'permanent' AND ($1::text IS NULL OR name ILIKE $1)",
+          WHERE ban_status = 'permanent' AND ($1::text IS NULL OR name ILIKE $1)
+            AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM user_reports r
+                  WHERE r.reported_user_id = platform_users.user_id AND r.category = $2))",
     )
     .bind(&pattern)
+    .bind(category)
     .fetch_one(&s.pool)
     .await
     .map_err(ApiError::from_db)?;

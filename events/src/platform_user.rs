@@ -21,6 +21,51 @@ pub enum ReviewDecision {
     Vindicated,
 }
 
+/// What a report is about. Reports from before categories existed read as `other`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportCategory {
+    Harassment,
+    Hate,
+    SexualContent,
+    MinorSafety,
+    Scam,
+    Spam,
+    Impersonation,
+    #[default]
+    Other,
+}
+
+impl ReportCategory {
+    pub const ALL: [ReportCategory; 8] = [
+        ReportCategory::Harassment,
+        ReportCategory::Hate,
+        ReportCategory::SexualContent,
+        ReportCategory::MinorSafety,
+        ReportCategory::Scam,
+        ReportCategory::Spam,
+        ReportCategory::Impersonation,
+        ReportCategory::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportCategory::Harassment => "harassment",
+            ReportCategory::Hate => "hate",
+            ReportCategory::SexualContent => "sexual_content",
+            ReportCategory::MinorSafety => "minor_safety",
+            ReportCategory::Scam => "scam",
+            ReportCategory::Spam => "spam",
+            ReportCategory::Impersonation => "impersonation",
+            ReportCategory::Other => "other",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<ReportCategory> {
+        ReportCategory::ALL.into_iter().find(|c| c.as_str() == raw)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all_fields = "camelCase")]
 pub enum PlatformUserEvent {
@@ -38,6 +83,9 @@ pub enum PlatformUserEvent {
         reporter_id: String,
         reporter_ip: Option<String>,
         reason: Option<String>,
+        /// `other` in reports from before categories.
+        #[serde(default)]
+        category: ReportCategory,
         room_id: Option<Uuid>,
         report_count: u32,
     },

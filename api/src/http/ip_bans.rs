@@ -14,6 +14,14 @@ use crate::client_ip::{resolve, BannedIp, ClientIp};
 /// endpoints (`/admin/*` and the admin-only `/report/*` ones, so a moderator behind a banned
 /// address can still review) and the operational ones.
 fn open_to_banned_ips(path: &str) -> bool {
+    // The seed's paths (`/report/*` at the root) are the same endpoints.
+    let aliased;
+    let path = if path.starts_with("/report/") {
+        aliased = format!("/api/v1{path}");
+        aliased.as_str()
+    } else {
+        path
+    };
     matches!(
         path,
         "/api/v1/report/blacklist"

@@ -53,8 +53,12 @@ fn timeout(limit: std::time::Duration) -> tower_http::timeout::TimeoutLayer {
 pub fn router(state: AppState, readiness: Readiness, limits: Limits) -> Router {
     let max_body_bytes = limits.max_body_bytes;
     let (api, _) = api_routes(limits.request_timeout, limits.upload_timeout).split_for_parts();
+    let (seed_paths, _) = report_routes()
+        .layer(timeout(limits.request_timeout))
+        .split_for_parts();
     Router::new()
         .nest("/api/v1", api)
+        .merge(seed_paths)
         .fallback(error::not_found)
         .with_state(state.clone())
         .merge(common::ops::router(readiness))
@@ -83,6 +87,20 @@ pub fn router(state: AppState, readiness: Readiness, limits: Limits) -> Router {
             state,
             ip_bans::refuse_banned_ips,
         ))
+}
+
+/// `/report/*`: under `/api/v1`, and also at the root, where the seed's document (the reporting
+/// system host platforms were written against) puts them.
+pub fn report_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(reports::report_user))
+        .routes(routes!(reports::pending))
+        .routes(routes!(reports::review))
+        .routes(routes!(reports::blacklist))
+        .routes(routes!(reports::check_ban))
+        .routes(routes!(reports::stats))
+        .routes(routes!(reports::reports))
+        .routes(routes!(reports::status))
 }
 
 /// The `/api/v1` operations, each routed from its `#[utoipa::path]` (which documents it), with
@@ -130,13 +148,7 @@ pub fn api_routes(
             platforms::remove_webhook
         ))
         .routes(routes!(platforms::deliveries))
-        .routes(routes!(reports::report_user))
-        .routes(routes!(reports::pending))
-        .routes(routes!(reports::review))
-        .routes(routes!(reports::blacklist))
-        .routes(routes!(reports::check_ban))
-        .routes(routes!(reports::stats))
-        .routes(routes!(reports::reports))
+        .merge(report_routes())
         .layer(timeout(request_timeout))
         .merge(upload)
 }

@@ -212,7 +212,7 @@ fn openapi_document() {}
         (name = "queue", description = "Voice task queue administration"),
         (name = "voice", description = "Voice recording analysis"),
         (name = "phones", description = "Phone number reporting and moderation"),
-        (name = "reports", description = "User reports, bans and the blacklist"),
+        (name = "reports", description = "User reports, bans and the blacklist. Every `/report/*` path also answers at the root (`/report/user`, `/report/check-ban`, …), where the reporting system's original document puts them."),
         (name = "platforms", description = "Host platforms: registration, and the ban feed they follow with their API key"),
         (name = "ops", description = "Operational endpoints")
     ),

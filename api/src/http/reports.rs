@@ -37,8 +37,41 @@ pub struct UserReportRequest {
     reported_user_id: Option<String>,
     #[schema(max_length = 2000)]
     reason: Option<String>,
+    /// What the report is about (default `other`).
+    #[schema(value_type = Option<ReportCategory>)]
+    category: Option<String>,
     #[schema(value_type = Option<Uuid>)]
     room_id: Option<String>,
+}
+
+/// What a user report is about.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportCategory {
+    Harassment,
+    Hate,
+    SexualContent,
+    MinorSafety,
+    Scam,
+    Spam,
+    Impersonation,
+    Other,
+}
+
+/// A category as a client sent it (absent or blank: `other`); 422 `invalid_category` else.
+pub fn category_of(raw: Option<&str>) -> Result<events::platform_user::ReportCategory> {
+    use events::platform_user::ReportCategory as Category;
+    match raw.map(str::trim).filter(|c| !c.is_empty()) {
+        None => Ok(Category::Other),
+        Some(c) => Category::parse(c).ok_or_else(|| {
+            let all: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+            ApiError::unprocessable(
+                "invalid_category",
+                format!("category must be one of {}", all.join(", ")),
+            )
+        }),
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -143,6 +176,9 @@ pub struct Stats {
     #[schema(required = true)]
     pub avg_review_seconds: Option<f64>,
     pub ban_evasion_attempts: i64,
+    /// Reports per category (every category, 0 when none).
+    #[schema(value_type = BTreeMap<String, i64>)]
+    pub reports_by_category: std::collections::BTreeMap<&'static str, i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -172,7 +208,7 @@ pub struct ReportPage {
         (status = 409, description = "Conflict. Codes: `already_reported`, `conflict`.", body = ErrorBody),
         (status = 413, description = "Payload too large. Codes: `payload_too_large`.", body = ErrorBody),
         (status = 415, description = "Unsupported media type. Codes: `unsupported_media_type`.", body = ErrorBody),
-        (status = 422, description = "Well-formed but invalid. Codes: `invalid_id`, `reason_too_long`, `self_report`, `invalid_body`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_id`, `reason_too_long`, `invalid_category`, `self_report`, `invalid_body`.", body = ErrorBody),
         (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
     )
@@ -197,6 +233,7 @@ pub async fn report_user(
         .map(|r| user_id(r, "roomId"))
         .transpose()?;
     let reason = optional_text(body.reason, "reason", "reason_too_long", MAX_REASON_CHARS)?;
+    let category = category_of(body.category.as_deref())?;
     if reported == user.id {
         return Err(ApiError::unprocessable(
             "self_report",
@@ -220,6 +257,7 @@ pub async fn report_user(
         reporter_id: user.id.clone(),
         reporter_ip: Some(ip.to_string()),
         reason,
+        category,
         room_id,
         at: Utc::now(),
     };
@@ -273,6 +311,9 @@ pub struct ReportView {
     pub reason: Option<String>,
     #[schema(required = true)]
     pub room_id: Option<Uuid>,
+    /// What the report is about (`other` for reports from before categories).
+    #[schema(value_type = ReportCategory)]
+    pub category: String,
     /// Milliseconds since the Unix epoch.
     pub timestamp: i64,
     /// The reported user's report count after this report.
@@ -280,7 +321,7 @@ pub struct ReportView {
 }
 
 const REPORT_SELECT: &str = "SELECT r.report_id, r.reported_user_id, ru.name AS reported_user_name,
-        r.reporter_user_id, rp.name AS reporter_name, r.reporter_ip, r.reason, r.room_id,
+        r.reporter_user_id, rp.name AS reporter_name, r.reporter_ip, r.reason, r.room_id, r.category,
         r.created_at, r.report_count
    FROM user_reports r
    LEFT JOIN platform_users ru ON ru.user_id = r.reported_user_id
@@ -297,6 +338,7 @@ fn report_view(r: &sqlx::postgres::PgRow) -> ReportView {
         reporter_ip: r.get("reporter_ip"),
         reason: r.get("reason"),
         room_id: r.get("room_id"),
+        category: r.get("category"),
         timestamp: created.timestamp_millis(),
         report_count: r.get("report_count"),
     }
@@ -508,12 +550,13 @@ pub async fn review(
     security(()),
     params(
         ("q" = Option<String>, Query, description = "Case-insensitive substring of the user name."),
+        ("category" = Option<ReportCategory>, Query, description = "Only users reported at least once in this category (422 `invalid_category` for an unknown one)."),
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50).", minimum = 1, maximum = 500),
         ("cursor" = Option<String>, Query, description = "Opaque cursor from a previous page's `nextCursor`.")
     ),
     responses(
         (status = 200, description = "Permanently banned users, most recently banned first.", body = Blacklist),
-        (status = 422, description = "Well-formed but invalid. Codes: `invalid_limit`, `invalid_cursor`, `invalid_query`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_category`, `invalid_limit`, `invalid_cursor`, `invalid_query`.", body = ErrorBody),
         (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
         (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
@@ -526,9 +569,7 @@ pub async fn blacklist(
     Query(query): Query<crate::queries::BlacklistQuery>,
 ) -> Result<impl IntoResponse> {
     crate::ratelimit::rate_limit(&s.public_reads, ip)?;
-    Ok(axum::Json(
-        crate::queries::blacklist(&s, query.q.as_deref(), &query.page).await?,
-    ))
+    Ok(axum::Json(crate::queries::blacklist(&s, &query).await?))
 }
 
 /// Under the public read limit per IP, checked before the session is read (and recorded), so a
@@ -631,7 +672,29 @@ pub async fn stats(State(s): State<AppState>, _admin: AdminSession) -> Result<im
         },
         avg_review_seconds: r.get("avg_review"),
         ban_evasion_attempts: s.evasion.total(&s.pool).await.map_err(ApiError::from_db)?,
+        reports_by_category: reports_by_category(&s.pool).await?,
     }))
+}
+
+/// Report counts per category, every category present.
+async fn reports_by_category(
+    pool: &sqlx::PgPool,
+) -> Result<std::collections::BTreeMap<&'static str, i64>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT category, count(*) FROM user_reports GROUP BY category")
+            .fetch_all(pool)
+            .await?;
+    let mut counts: std::collections::BTreeMap<&'static str, i64> =
+        events::platform_user::ReportCategory::ALL
+            .iter()
+            .map(|c| (c.as_str(), 0))
+            .collect();
+    for (category, n) in rows {
+        if let Some(c) = events::platform_user::ReportCategory::parse(&category) {
+            counts.insert(c.as_str(), n);
+        }
+    }
+    Ok(counts)
 }
 
 #[derive(Deserialize)]
@@ -700,5 +763,70 @@ pub async fn reports(
         count: reports.len() as i64,
         reports,
         next_cursor: next,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusQuery {
+    reported_user_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportStatus {
+    pub reported_user_id: String,
+    /// Whether the session's user has reported them (one report per pair, ever).
+    pub reported: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/report/status",
+    operation_id = "getReportStatus",
+    tag = "reports",
+    summary = "Has the session's user already reported this one?",
+    description = "For a report button: `reported: true` means a second report would be 409 `already_reported`. Read from the event store, so it holds right after a report. Rate limited per IP with the public reads.",
+    security(("sessionBearer" = [])),
+    params(("reportedUserId" = Uuid, Query, description = "The user a report button is for.")),
+    responses(
+        (status = 200, description = "Whether the pair has a report.", body = ReportStatus),
+        (status = 401, description = "Missing or invalid session token. Codes: `missing_token`, `invalid_token`.", body = ErrorBody),
+        (status = 403, description = "Forbidden. A banned IP gets the `AccessDenied` body (`access_denied`) before any other processing. Codes: `access_denied`.", body = Forbidden),
+        (status = 422, description = "Codes: `invalid_id`, `invalid_query`.", body = ErrorBody),
+        (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn status(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: axum::extract::Request,
+) -> Result<impl IntoResponse> {
+    crate::ratelimit::rate_limit(&s.public_reads, ip)?;
+    let (mut parts, _) = request.into_parts();
+    let Query(q) =
+        <Query<StatusQuery> as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+            &mut parts, &s,
+        )
+        .await?;
+    let reported = q
+        .reported_user_id
+        .as_deref()
+        .ok_or_else(|| ApiError::unprocessable("invalid_id", "reportedUserId is required"))?;
+    let reported = user_id(reported, "reportedUserId")?.to_string();
+    let user = <PlatformUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+        &mut parts, &s,
+    )
+    .await?;
+    let mut ctx = s
+        .platform_user_store
+        .load_aggregate(&reported)
+        .await
+        .map_err(ApiError::from_aggregate)?;
+    Ok(axum::Json(ReportStatus {
+        reported: ctx.aggregate().was_reported_by(&user.id),
+        reported_user_id: reported,
     }))
 }

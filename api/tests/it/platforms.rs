@@ -487,3 +487,188 @@ async fn a_webhook_may_not_point_inside_unless_allowed() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_report_button_knows_a_reported_pair_and_the_seed_paths_answer_too() {
+    let s = Stack::start().await;
+    let (reporter, other) = (
+        User::new("Alice", "192.0.2.40"),
+        User::new("Bob", "192.0.2.41"),
+    );
+    let target = User::new("Mallory", "203.0.113.40");
+    let status = |u: &User, query: String| {
+        let (s, token) = (&s, u.token.clone());
+        async move {
+            s.http
+                .get(s.url(&format!("/api/v1/report/status{query}")))
+                .bearer_auth(token)
+                .header("x-forwarded-for", "192.0.2.40")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let q = format!("?reportedUserId={}", target.id);
+    let before: Value = status(&reporter, q.clone()).await.json().await.unwrap();
+    assert_eq!(before["reported"], false);
+
+    // The seed's path: POST /report/user at the root, as host platforms written against it call.
+    let r = s
+        .http
+        .post(s.url("/report/user"))
+        .bearer_auth(&reporter.token)
+        .header("x-forwarded-for", "192.0.2.40")
+        .json(&json!({"reportedUserId": target.id, "reason": "spam"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let after: Value = status(&reporter, q.clone()).await.json().await.unwrap();
+    assert_eq!(after["reported"], true, "immediately, from the event store");
+    assert_eq!(after["reportedUserId"], target.id.to_string());
+    let theirs: Value = status(&other, q.clone()).await.json().await.unwrap();
+    assert_eq!(theirs["reported"], false, "per reporter");
+    for bad in ["".to_owned(), "?reportedUserId=nope".to_owned()] {
+        assert_eq!(
+            status(&reporter, bad.clone()).await.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}"
+        );
+    }
+    let anonymous = s
+        .http
+        .get(s.url(&format!("/api/v1/report/status{q}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // The other seed paths answer at the root as under /api/v1.
+    let check = s
+        .http
+        .get(s.url("/report/check-ban"))
+        .bearer_auth(&target.token)
+        .header("x-forwarded-for", "203.0.113.40")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status(), StatusCode::OK);
+    assert_eq!(check.json::<Value>().await.unwrap()["isBanned"], false);
+    let blacklist = s.http.get(s.url("/report/blacklist")).send().await.unwrap();
+    assert_eq!(blacklist.status(), StatusCode::OK);
+    let stats = s.http.get(s.url("/report/stats")).send().await.unwrap();
+    assert_eq!(
+        stats.status(),
+        StatusCode::UNAUTHORIZED,
+        "admin only, as documented"
+    );
+}
+
+#[tokio::test]
+async fn reports_carry_a_category_counted_in_the_stats_and_filtering_the_blacklist() {
+    let s = Stack::start().await;
+    let admin = admin_token(&s).await;
+    let (hateful, spammer) = (
+        User::new("Hater", "203.0.113.50"),
+        User::new("Spammer", "203.0.113.51"),
+    );
+    let file = |by: usize, target: uuid::Uuid, category: Option<&str>| {
+        let s = &s;
+        let reporter = User::new(&format!("r{by}"), &format!("192.0.2.{}", 60 + by));
+        let body = match category {
+            Some(c) => json!({"reportedUserId": target, "category": c}),
+            None => json!({"reportedUserId": target}),
+        };
+        async move {
+            s.http
+                .post(s.url("/api/v1/report/user"))
+                .bearer_auth(&reporter.token)
+                .header("x-forwarded-for", format!("192.0.2.{}", 60 + by))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Their names are known from their own first requests.
+    check_ban(&s, &hateful).await;
+    check_ban(&s, &spammer).await;
+    let bad = file(0, hateful.id, Some("rude")).await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        bad.json::<Value>().await.unwrap()["error"],
+        "invalid_category"
+    );
+    for by in 0..4 {
+        let r = file(by, hateful.id, Some("hate")).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    for by in 4..8 {
+        let category = (by == 4).then_some("spam");
+        assert_eq!(
+            file(by, spammer.id, category).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    for user in [&hateful, &spammer] {
+        assert_eq!(
+            review(&s, &admin, user.id, "permanent").await.status(),
+            StatusCode::OK
+        );
+    }
+    s.projected().await;
+    let stats: Value = s
+        .http
+        .get(s.url("/api/v1/report/stats"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let by = &stats["reportsByCategory"];
+    assert_eq!(
+        (
+            by["hate"].as_i64(),
+            by["spam"].as_i64(),
+            by["other"].as_i64()
+        ),
+        (Some(4), Some(1), Some(3))
+    );
+    assert_eq!(by["minor_safety"], 0, "every category is listed");
+    let names = |category: &str| {
+        let s = &s;
+        let url = s.url(&format!("/api/v1/report/blacklist?category={category}"));
+        async move {
+            let r = s.http.get(url).send().await.unwrap();
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or_default();
+            let names: Vec<String> = body["blacklist"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| e["userName"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            (status, names, body["count"].as_i64())
+        }
+    };
+    assert_eq!(
+        names("hate").await,
+        (StatusCode::OK, vec!["Hater".to_owned()], Some(1))
+    );
+    assert_eq!(names("spam").await.1, ["Spammer"]);
+    assert_eq!(names("minor_safety").await.1, Vec::<String>::new());
+    assert_eq!(names("nonsense").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let reports: Value = s
+        .http
+        .get(s.url(&format!("/api/v1/report/reports?userId={}", hateful.id)))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reports["reports"][0]["category"], "hate");
+}

@@ -89,13 +89,14 @@ pub async fn apply(
             reporter_id,
             reporter_ip,
             reason,
+            category,
             room_id,
             report_count,
         } => {
             sqlx::query(
                 "INSERT INTO user_reports (report_id, reported_user_id, reporter_user_id, reporter_ip, reason,
-                                           room_id, created_at, report_count)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                                           room_id, created_at, report_count, category)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
             )
             .bind(report_id)
             .bind(user)
@@ -105,6 +106,7 @@ pub async fn apply(
             .bind(room_id)
             .bind(at)
             .bind(report_count as i32)
+            .bind(category.as_str())
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE platform_users SET report_count = $2 WHERE user_id = $1")

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashSet};
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
-use events::platform_user::{PlatformUserEvent, ReviewDecision};
+use events::platform_user::{PlatformUserEvent, ReportCategory, ReviewDecision};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -34,6 +34,7 @@ pub enum PlatformUserCommand {
         reporter_id: String,
         reporter_ip: Option<String>,
         reason: Option<String>,
+        category: ReportCategory,
         room_id: Option<Uuid>,
         at: DateTime<Utc>,
     },
@@ -108,6 +109,11 @@ pub struct PlatformUser {
 }
 
 impl PlatformUser {
+    /// Whether `reporter` has reported this user (ever: one report per pair).
+    pub fn was_reported_by(&self, reporter: &str) -> bool {
+        self.reporters.contains(reporter)
+    }
+
     pub fn ban_status(&self) -> BanStatus {
         self.ban
     }
@@ -173,6 +179,7 @@ impl Aggregate for PlatformUser {
                 reporter_id,
                 reporter_ip,
                 reason,
+                category,
                 room_id,
                 at,
             } => {
@@ -187,6 +194,7 @@ impl Aggregate for PlatformUser {
                         reporter_id,
                         reporter_ip,
                         reason,
+                        category,
                         room_id,
                         report_count,
                     },
@@ -300,6 +308,7 @@ mod tests {
             reporter_id: reporter.into(),
             reporter_ip: Some("198.51.100.7".into()),
             reason: None,
+            category: ReportCategory::Other,
             room_id: None,
             at: at(),
         }
@@ -311,6 +320,7 @@ mod tests {
             reporter_id: reporter.into(),
             reporter_ip: Some("198.51.100.7".into()),
             reason: None,
+            category: ReportCategory::Other,
             room_id: None,
             report_count: count,
         }
