@@ -13,13 +13,16 @@ use crate::auth::bearer;
 use crate::domain::platform::{key_platform_id, Platform};
 use crate::error::ApiError;
 
-/// The platform a request's key belongs to (registered, not revoked).
-#[derive(Debug, Clone)]
+/// The platform a request's key belongs to (registered, not revoked). Not `Debug`: it holds the
+/// key.
+#[derive(Clone)]
 pub struct HostPlatform {
     pub id: Uuid,
     pub name: String,
     /// Where its decisions are POSTed, if anywhere.
     pub webhook: Option<String>,
+    /// The key it came with (a long stream checks it again).
+    pub key: String,
 }
 
 /// What checking a platform key needs (a part of the api's state, taken with `FromRef`).
@@ -60,6 +63,7 @@ where
             id,
             name: platform.name().unwrap_or_default().to_owned(),
             webhook: platform.webhook().map(str::to_owned),
+            key: key.to_owned(),
         })
     }
 }

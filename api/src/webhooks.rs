@@ -254,10 +254,15 @@ impl Sender {
         )
         .execute(&self.pool)
         .await?;
+        // A platform whose cursor is at the end of the log has nothing to read.
+        let end = ban_feed::end(&self.js)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading where the log ends: {e}"))?;
         let due = sqlx::query(
             "SELECT platform_id, url, cursor, attempts, failing_since FROM webhook_progress
-              WHERE next_attempt_at <= now() ORDER BY platform_id",
+              WHERE next_attempt_at <= now() AND cursor < $1 ORDER BY platform_id",
         )
+        .bind(end as i64)
         .fetch_all(&self.pool)
         .await?;
         for row in due {

@@ -21,8 +21,10 @@ pub enum ReviewDecision {
     Vindicated,
 }
 
-/// What a report is about. Reports from before categories existed read as `other`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a user report is about. Reports from before categories existed read as `other`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportCategory {
     Harassment,

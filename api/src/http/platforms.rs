@@ -277,6 +277,19 @@ pub async fn stream(
         .or(q.since.as_deref().filter(|v| !v.trim().is_empty()));
     let since = resume.map(ban_feed::parse_cursor).transpose()?;
     let (from, decisions) = ban_feed::follow(&s.js, since).await?;
+    // A revoked key's stream ends at its next decision.
+    let (store, key) = (s.platform_store.clone(), platform.key.clone());
+    let decisions = decisions.take_while(move |_| {
+        let (store, key) = (store.clone(), key.clone());
+        async move {
+            use cqrs_es::{AggregateContext, EventStore};
+            match store.load_aggregate(&platform.id.to_string()).await {
+                Ok(mut ctx) => ctx.aggregate().accepts(&key),
+                // Unreadable for a moment: keep the stream; the next decision checks again.
+                Err(_) => true,
+            }
+        }
+    });
     metrics::gauge!("platform_ban_streams").increment(1.0);
     let open = StreamGauge;
     let ready = futures::stream::once(async move {

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use cqrs_es::{AggregateContext, EventStore};
-use events::platform_user::{PlatformUserEvent, ReviewDecision};
+use events::platform_user::{PlatformUserEvent, ReportCategory, ReviewDecision};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::ToSchema;
@@ -44,28 +44,12 @@ pub struct UserReportRequest {
     room_id: Option<String>,
 }
 
-/// What a user report is about.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportCategory {
-    Harassment,
-    Hate,
-    SexualContent,
-    MinorSafety,
-    Scam,
-    Spam,
-    Impersonation,
-    Other,
-}
-
 /// A category as a client sent it (absent or blank: `other`); 422 `invalid_category` else.
-pub fn category_of(raw: Option<&str>) -> Result<events::platform_user::ReportCategory> {
-    use events::platform_user::ReportCategory as Category;
+pub fn category_of(raw: Option<&str>) -> Result<ReportCategory> {
     match raw.map(str::trim).filter(|c| !c.is_empty()) {
-        None => Ok(Category::Other),
-        Some(c) => Category::parse(c).ok_or_else(|| {
-            let all: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+        None => Ok(ReportCategory::Other),
+        Some(c) => ReportCategory::parse(c).ok_or_else(|| {
+            let all: Vec<&str> = ReportCategory::ALL.iter().map(|c| c.as_str()).collect();
             ApiError::unprocessable(
                 "invalid_category",
                 format!("category must be one of {}", all.join(", ")),
@@ -684,13 +668,12 @@ async fn reports_by_category(
         sqlx::query_as("SELECT category, count(*) FROM user_reports GROUP BY category")
             .fetch_all(pool)
             .await?;
-    let mut counts: std::collections::BTreeMap<&'static str, i64> =
-        events::platform_user::ReportCategory::ALL
-            .iter()
-            .map(|c| (c.as_str(), 0))
-            .collect();
+    let mut counts: std::collections::BTreeMap<&'static str, i64> = ReportCategory::ALL
+        .iter()
+        .map(|c| (c.as_str(), 0))
+        .collect();
     for (category, n) in rows {
-        if let Some(c) = events::platform_user::ReportCategory::parse(&category) {
+        if let Some(c) = ReportCategory::parse(&category) {
             counts.insert(c.as_str(), n);
         }
     }

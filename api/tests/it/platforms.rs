@@ -193,7 +193,13 @@ async fn a_platform_hears_of_a_ban_at_once_and_resumes_on_another_instance_witho
         assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_key");
     }
 
-    // Revoked: the key stops working; the admin list says when.
+    // Revoked: the key stops working, an open stream ends at the next decision; the admin list
+    // says when.
+    let mut open = open_stream(&s, &s.api.base, &key, None).await;
+    assert_eq!(
+        read_events(&mut open, |e| !e.is_empty()).await[0].0,
+        "ready"
+    );
     let id = platform["platformId"].as_str().unwrap();
     let r = s
         .http
@@ -204,6 +210,12 @@ async fn a_platform_hears_of_a_ban_at_once_and_resumes_on_another_instance_witho
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(page("0".into()).await.status(), StatusCode::UNAUTHORIZED);
+    ban(&s, &User::new("Eve", "203.0.113.8")).await;
+    let after = read_events(&mut open, |_| false).await;
+    assert!(
+        after.iter().all(|(kind, ..)| kind != "ban"),
+        "a revoked key heard of a ban: {after:?}"
+    );
     s.projected().await;
     let list: Value = s
         .http
