@@ -69,6 +69,8 @@ pub struct AppState {
     /// The key webhook signing secrets derive from, and where webhooks may go.
     pub webhook_key: Arc<[u8]>,
     pub webhook_targets: crate::webhooks::Targets,
+    /// Recent answers of the public blacklist.
+    pub blacklist_cache: Arc<crate::queries::BlacklistCache>,
     /// Read access to workers (the auth callout checks tokens against it).
     pub worker_store: Arc<PersistedEventStore<PostgresEventRepository, Worker>>,
     pub voice_tasks: Arc<PostgresCqrs<VoiceTask>>,
@@ -353,6 +355,9 @@ impl AppState {
                 Some(k) if !k.expose().is_empty() => Arc::from(k.expose().as_bytes()),
                 _ => Arc::from(&secret[..]),
             },
+            blacklist_cache: Arc::new(crate::queries::BlacklistCache::new(Duration::from_secs(
+                config.blacklist_cache_seconds,
+            ))),
             webhook_targets: crate::webhooks::Targets {
                 allow_http: !config.is_production(),
                 allow_private: config.webhook_allow_private_targets && !config.is_production(),

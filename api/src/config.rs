@@ -99,6 +99,11 @@ pub struct Config {
         default_value_t = 600
     )]
     pub rate_limit_public_reads_per_minute: u32,
+    /// Seconds an answer of the public blacklist is served from memory (and may be cached by
+    /// browsers and CDNs): a popular list costs one query per distinct search per interval, not one
+    /// per view. 0 turns both off.
+    #[arg(long, env = "BLACKLIST_CACHE_SECONDS", default_value_t = 5)]
+    pub blacklist_cache_seconds: u64,
     /// Seed (`SA…`) of the account key that signs worker credentials; its public key is the
     /// `auth_callout.issuer` of the NATS config. Without it the api does not serve the callout.
     #[arg(long, env = "NATS_CALLOUT_ISSUER_SEED", hide_env_values = true)]

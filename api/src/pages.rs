@@ -162,6 +162,8 @@ async fn blacklist_page(
     let shown = BlacklistQuery {
         q: query.q.clone(),
         category: query.category.clone(),
+        from: query.from,
+        to: query.to,
         page: PageQuery {
             limit: Some("48".into()),
             cursor: query.page.cursor.clone(),

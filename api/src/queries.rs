@@ -1,5 +1,9 @@
 //! Read queries shared by the JSON handlers and the server-rendered pages.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -14,16 +18,21 @@ pub fn ms(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(|t| t.timestamp_millis())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct BlacklistQuery {
+    /// Words in the user's name or the ban's reason.
     pub q: Option<String>,
     /// Only users reported at least once in this category.
     pub category: Option<String>,
+    /// Banned at or after (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Banned before (RFC 3339); after `from`.
+    pub to: Option<DateTime<Utc>>,
     #[serde(flatten)]
     pub page: PageQuery,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BlacklistEntry {
     #[schema(required = true)]
@@ -40,11 +49,11 @@ pub struct BlacklistEntry {
     pub report_count: i64,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Blacklist {
     pub blacklist: Vec<BlacklistEntry>,
-    /// All permanent bans matching `q` (not just this page).
+    /// All permanent bans matching the search and filters (not just this page).
     pub count: i64,
     /// Latest review time among permanent bans, ms since the epoch; null when none.
     #[schema(required = true)]
@@ -53,10 +62,77 @@ pub struct Blacklist {
     pub next_cursor: Option<String>,
 }
 
+/// Answers of the public blacklist, kept for `BLACKLIST_CACHE_SECONDS` so that a popular list
+/// costs one query per distinct search per interval. Bounded: it starts over past 1,024 entries.
+pub struct BlacklistCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, Arc<Blacklist>)>>,
+}
+
+const CACHE_ENTRIES: usize = 1024;
+
+impl BlacklistCache {
+    pub fn new(ttl: Duration) -> BlacklistCache {
+        BlacklistCache {
+            ttl,
+            entries: Mutex::default(),
+        }
+    }
+
+    /// How long answers are kept (zero: not at all).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<Blacklist>> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, answer)| answer.clone())
+    }
+
+    fn put(&self, key: String, answer: Arc<Blacklist>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= CACHE_ENTRIES {
+            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            if entries.len() >= CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), answer));
+    }
+}
+
 /// The public blacklist: `{blacklist, count, lastUpdated, nextCursor}`. Shared by the API and
-/// the server-rendered page.
-pub async fn blacklist(s: &AppState, query: &BlacklistQuery) -> Result<Blacklist> {
+/// the server-rendered page; served from [`BlacklistCache`] when asked again soon.
+pub async fn blacklist(s: &AppState, query: &BlacklistQuery) -> Result<Arc<Blacklist>> {
+    let key = format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        query.q, query.category, query.from, query.to, query.page.limit, query.page.cursor
+    );
+    if let Some(answer) = s.blacklist_cache.get(&key) {
+        metrics::counter!("blacklist_cache_hits_total").increment(1);
+        return Ok(answer);
+    }
+    let answer = Arc::new(blacklist_from_db(s, query).await?);
+    s.blacklist_cache.put(key, answer.clone());
+    Ok(answer)
+}
+
+async fn blacklist_from_db(s: &AppState, query: &BlacklistQuery) -> Result<Blacklist> {
     let (q, page) = (query.q.as_deref(), &query.page);
+    if let (Some(from), Some(to)) = (query.from, query.to) {
+        if from >= to {
+            return Err(ApiError::unprocessable(
+                "invalid_period",
+                "from must be before to",
+            ));
+        }
+    }
     let category = match query
         .category
         .as_deref()
@@ -89,7 +165,9 @@ pub async fn blacklist(s: &AppState, query: &BlacklistQuery) -> Result<Blacklist
     let rows = sqlx::query(
         "SELECT * FROM platform_users
           WHERE ban_status = 'permanent'
-            AND ($1::text IS NULL OR name ILIKE $1)
+            AND ($1::text IS NULL OR name ILIKE $1 OR banned_reason ILIKE $1)
+            AND ($6::timestamptz IS NULL OR banned_at >= $6)
+            AND ($7::timestamptz IS NULL OR banned_at < $7)
             AND ($2::bigint IS NULL OR (EXTRACT(EPOCH FROM banned_at) * 1000)::bigint < $2
                  OR ((EXTRACT(EPOCH FROM banned_at) * 1000)::bigint = $2 AND user_id > $3))
             AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM user_reports r
@@ -102,17 +180,24 @@ pub async fn blacklist(s: &AppState, query: &BlacklistQuery) -> Result<Blacklist
     .bind(after.as_ref().map(|a| a.1.clone()).unwrap_or_default())
     .bind(limit + 1)
     .bind(category)
+    .bind(query.from)
+    .bind(query.to)
     .fetch_all(&s.pool)
     .await
     .map_err(ApiError::from_db)?;
     let (count, last_updated): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
         "SELECT count(*), max(reviewed_at) FROM platform_users
-          WHERE ban_status = 'permanent' AND ($1::text IS NULL OR name ILIKE $1)
+          WHERE ban_status = 'permanent'
+            AND ($1::text IS NULL OR name ILIKE $1 OR banned_reason ILIKE $1)
             AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM user_reports r
-                  WHERE r.reported_user_id = platform_users.user_id AND r.category = $2))",
+                  WHERE r.reported_user_id = platform_users.user_id AND r.category = $2))
+            AND ($3::timestamptz IS NULL OR banned_at >= $3)
+            AND ($4::timestamptz IS NULL OR banned_at < $4)",
     )
     .bind(&pattern)
     .bind(category)
+    .bind(query.from)
+    .bind(query.to)
     .fetch_one(&s.pool)
     .await
     .map_err(ApiError::from_db)?;

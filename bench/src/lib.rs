@@ -68,6 +68,7 @@ impl Stack {
             turnstile_verify_url: "http://127.0.0.1:9/siteverify".into(),
             rate_limit_public_writes_per_minute: 1_000_000,
             rate_limit_public_reads_per_minute: 1_000_000,
+            blacklist_cache_seconds: 5,
             nats_callout_issuer_seed: Some(nats.callout_seed.clone().into()),
             nats_sys_user: Some("sys".into()),
             nats_sys_password: Some(testkit::nats_password("sys").to_owned().into()),

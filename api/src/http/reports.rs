@@ -530,17 +530,20 @@ pub async fn review(
     operation_id = "getBlacklist",
     tag = "reports",
     summary = "The public blacklist (permanent bans)",
-    description = "Public; rate limited per IP; reachable from banned IPs.",
+    description = "Public; rate limited per IP; reachable from banned IPs. Answers carry an `ETag` and `Cache-Control: public, max-age=<BLACKLIST_CACHE_SECONDS>` (5 by default); `If-None-Match` with the ETag is answered 304. A repeated search within that interval is served from memory, so a new permanent ban shows up within it.",
     security(()),
     params(
-        ("q" = Option<String>, Query, description = "Case-insensitive substring of the user name."),
+        ("q" = Option<String>, Query, description = "Case-insensitive substring of the user name or the ban's reason."),
+        ("from" = Option<DateTime<Utc>>, Query, description = "Banned at or after (RFC 3339)."),
+        ("to" = Option<DateTime<Utc>>, Query, description = "Banned before (RFC 3339); after `from` (422 `invalid_period`)."),
         ("category" = Option<ReportCategory>, Query, description = "Only users reported at least once in this category (422 `invalid_category` for an unknown one)."),
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50).", minimum = 1, maximum = 500),
         ("cursor" = Option<String>, Query, description = "Opaque cursor from a previous page's `nextCursor`.")
     ),
     responses(
-        (status = 200, description = "Permanently banned users, most recently banned first.", body = Blacklist),
-        (status = 422, description = "Well-formed but invalid. Codes: `invalid_category`, `invalid_limit`, `invalid_cursor`, `invalid_query`.", body = ErrorBody),
+        (status = 200, description = "Permanently banned users, most recently banned first.", body = Blacklist, headers(("ETag" = String, description = "Identifies this answer."), ("Cache-Control" = String, description = "`public, max-age=<seconds>`, or `no-cache` when caching is off."))),
+        (status = 304, description = "Not modified: the `If-None-Match` ETag is still the answer."),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_category`, `invalid_period`, `invalid_limit`, `invalid_cursor`, `invalid_query`.", body = ErrorBody),
         (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
         (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
@@ -550,10 +553,41 @@ pub async fn review(
 pub async fn blacklist(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     Query(query): Query<crate::queries::BlacklistQuery>,
-) -> Result<impl IntoResponse> {
+) -> Result<axum::response::Response> {
+    use axum::http::header;
     crate::ratelimit::rate_limit(&s.public_reads, ip)?;
-    Ok(axum::Json(crate::queries::blacklist(&s, &query).await?))
+    let answer = crate::queries::blacklist(&s, &query).await?;
+    let body = serde_json::to_vec(&*answer)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("serializing")))?;
+    let etag = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(&body);
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        format!("\"{hex}\"")
+    };
+    let cache_control = match s.blacklist_cache.ttl().as_secs() {
+        0 => "no-cache".to_owned(),
+        secs => format!("public, max-age={secs}"),
+    };
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim().trim_start_matches("W/") == etag)
+        });
+    let caching = [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)];
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, caching).into_response());
+    }
+    Ok((
+        caching,
+        [(header::CONTENT_TYPE, "application/json".to_owned())],
+        body,
+    )
+        .into_response())
 }
 
 /// Under the public read limit per IP, checked before the session is read (and recorded), so a

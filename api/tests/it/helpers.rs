@@ -84,6 +84,7 @@ pub fn config(db_url: &str, nats: &Nats) -> Config {
         turnstile_verify_url: "http://127.0.0.1:9/siteverify".into(),
         rate_limit_public_writes_per_minute: 10_000,
         rate_limit_public_reads_per_minute: 100_000,
+        blacklist_cache_seconds: 0,
         nats_callout_issuer_seed: Some(nats.callout_seed.clone().into()),
         nats_sys_user: Some("sys".into()),
         nats_sys_password: Some(testkit::nats_password("sys").to_owned().into()),

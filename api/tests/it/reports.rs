@@ -810,3 +810,129 @@ async fn pending_reviews_are_paged() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// Bans `target` permanently with four reports giving `reason`.
+async fn ban_for(s: &Stack, admin: &str, target: &User, reason: &str) {
+    check_ban(s, target).await;
+    for i in 0..4 {
+        let reporter = User::new(&format!("r{i}"), &format!("198.51.100.{}", 100 + i));
+        let r = report(s, &s.api.base, &reporter, target.id, Some(reason)).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    assert_eq!(
+        review(s, admin, target.id, "permanent").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_blacklist_is_searched_by_reason_and_period_and_cached_with_an_etag() {
+    let s = Stack::start().await;
+    let admin = admin_token(&s).await;
+    let before = chrono::Utc::now();
+    ban_for(
+        &s,
+        &admin,
+        &User::new("Alpha", "203.0.113.60"),
+        "threats on camera",
+    )
+    .await;
+    ban_for(
+        &s,
+        &admin,
+        &User::new("Beta", "203.0.113.61"),
+        "posting spam links",
+    )
+    .await;
+    s.projected().await;
+    let get = |query: String| {
+        let s = &s;
+        async move {
+            s.http
+                .get(s.url(&format!("/api/v1/report/blacklist{query}")))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let names = |body: &Value| -> Vec<String> {
+        body["blacklist"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["userName"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let by_reason: Value = get("?q=links".into()).await.json().await.unwrap();
+    assert_eq!(names(&by_reason), ["Beta"], "q matches the ban's reason");
+    let enc = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339().replace('+', "%2B");
+    let after_both: Value = get(format!("?from={}", enc(chrono::Utc::now())))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after_both["count"], 0);
+    let within: Value = get(format!(
+        "?from={}&to={}",
+        enc(before),
+        enc(chrono::Utc::now())
+    ))
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(within["count"], 2);
+    let backwards = get(format!(
+        "?from={}&to={}",
+        enc(chrono::Utc::now()),
+        enc(before)
+    ))
+    .await;
+    assert_eq!(backwards.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // An ETag; the same ETag again is a 304 with no body.
+    let first = get(String::new()).await;
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(
+        first.headers()["cache-control"],
+        "no-cache",
+        "the tests' api keeps nothing"
+    );
+    let again = s
+        .http
+        .get(s.url("/api/v1/report/blacklist"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(again.bytes().await.unwrap().is_empty());
+
+    // An api that keeps answers: a repeated search is served from memory within the interval.
+    let mut cfg = config(&s.db.url, &s.nats);
+    cfg.blacklist_cache_seconds = 60;
+    let cached = start_api(cfg).await;
+    s.wait_ready(&cached.base).await;
+    let count = |base: String| {
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .get(format!("{base}/api/v1/report/blacklist"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.headers()["cache-control"], "public, max-age=60");
+            r.json::<Value>().await.unwrap()["count"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(count(cached.base.clone()).await, 2);
+    ban_for(&s, &admin, &User::new("Gamma", "203.0.113.62"), "fraud").await;
+    s.projected().await;
+    assert_eq!(count(cached.base.clone()).await, 2, "served from memory");
+    let fresh: Value = get(String::new()).await.json().await.unwrap();
+    assert_eq!(
+        fresh["count"], 3,
+        "an api without the cache sees it at once"
+    );
+}
