@@ -69,6 +69,8 @@ pub struct AppState {
     /// The key webhook signing secrets derive from, and where webhooks may go.
     pub webhook_key: Arc<[u8]>,
     pub webhook_targets: crate::webhooks::Targets,
+    /// Ban streams open on this instance, per platform.
+    pub ban_streams: Arc<crate::ban_feed::OpenStreams>,
     /// Recent answers of the public blacklist.
     pub blacklist_cache: Arc<crate::queries::BlacklistCache>,
     /// Read access to workers (the auth callout checks tokens against it).
@@ -355,6 +357,7 @@ impl AppState {
                 Some(k) if !k.expose().is_empty() => Arc::from(k.expose().as_bytes()),
                 _ => Arc::from(&secret[..]),
             },
+            ban_streams: Arc::default(),
             blacklist_cache: Arc::new(crate::queries::BlacklistCache::new(Duration::from_secs(
                 config.blacklist_cache_seconds,
             ))),

@@ -249,8 +249,70 @@ pub async fn follow(
     Ok((from, decisions))
 }
 
+/// Open ban streams per platform on this instance, at most [`STREAMS_PER_PLATFORM`] each.
+#[derive(Default)]
+pub struct OpenStreams(std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>);
+
+/// How many ban streams one platform may hold open on one instance.
+pub const STREAMS_PER_PLATFORM: usize = 8;
+
+/// A held stream slot; given back when dropped.
+pub struct StreamSlot {
+    streams: std::sync::Arc<OpenStreams>,
+    platform: uuid::Uuid,
+}
+
+impl OpenStreams {
+    /// A slot for another stream of `platform`, or `None` when it holds the most already.
+    pub fn open(self: &std::sync::Arc<Self>, platform: uuid::Uuid) -> Option<StreamSlot> {
+        let mut open = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let held = open.entry(platform).or_default();
+        if *held >= STREAMS_PER_PLATFORM {
+            return None;
+        }
+        *held += 1;
+        Some(StreamSlot {
+            streams: self.clone(),
+            platform,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .streams
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(held) = open.get_mut(&self.platform) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                open.remove(&self.platform);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_platform_holds_a_bounded_number_of_streams_and_gets_them_back() {
+        let streams = std::sync::Arc::new(OpenStreams::default());
+        let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let held: Vec<StreamSlot> = (0..STREAMS_PER_PLATFORM)
+            .map(|_| streams.open(a).expect("a slot"))
+            .collect();
+        assert!(streams.open(a).is_none(), "over the cap");
+        assert!(streams.open(b).is_some(), "per platform");
+        drop(held);
+        assert!(streams.open(a).is_some(), "slots come back");
+        assert!(streams.0.lock().unwrap().get(&a).is_none_or(|n| *n <= 1));
+    }
+
     use super::*;
 
     #[test]

@@ -37,6 +37,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 const SENDER_LOCK: i64 = 0x7765_6268_6f6f_6b73; // "webhooks"
 /// Decisions read per platform and round.
 const BATCH: usize = 20;
+/// Platforms delivered to at once.
+const PLATFORMS_AT_ONCE: usize = 16;
 
 /// The signing secret of `platform`'s webhooks, derived from the server's key: nothing to store,
 /// and a new `WEBHOOK_SIGNING_KEY` rotates every platform's secret.
@@ -265,10 +267,17 @@ impl Sender {
         .bind(end as i64)
         .fetch_all(&self.pool)
         .await?;
-        for row in due {
-            self.advance(http, &row).await?;
+        // Platforms side by side: a slow or failing receiver delays no other platform.
+        let failures: Vec<anyhow::Error> = futures::stream::iter(due)
+            .map(|row| async move { self.advance(http, &row).await })
+            .buffer_unordered(PLATFORMS_AT_ONCE)
+            .filter_map(|outcome| std::future::ready(outcome.err()))
+            .collect()
+            .await;
+        match failures.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Delivers one platform's next decisions, in order, until one fails.

@@ -260,6 +260,7 @@ pub async fn bans(
         (status = 200, description = "`text/event-stream`: `event: ready`, then `event: ban` with `id: <cursor>` and `data: <BanDecision JSON>`.", body = String, content_type = "text/event-stream", example = "event: ready\nid: 1041\ndata: {}\n\nevent: ban\nid: 1042\ndata: {\"cursor\":\"1042\",\"kind\":\"UserAutoBanned\",\"userId\":\"6f1c…\",\"banStatus\":\"temporary\",…}\n\n"),
         (status = 400, description = "The cursor is not one this API issued, or is ahead of the log. Codes: `bad_request`.", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked platform key. Codes: `missing_key`, `invalid_key`.", body = ErrorBody),
+        (status = 429, description = "The platform already holds 8 open streams on this instance. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
         (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
     )
 )]
@@ -276,6 +277,12 @@ pub async fn stream(
         .filter(|v| !v.trim().is_empty())
         .or(q.since.as_deref().filter(|v| !v.trim().is_empty()));
     let since = resume.map(ban_feed::parse_cursor).transpose()?;
+    let slot = s
+        .ban_streams
+        .open(platform.id)
+        .ok_or(ApiError::RateLimited {
+            retry_after_secs: 5,
+        })?;
     let (from, decisions) = ban_feed::follow(&s.js, since).await?;
     // A revoked key's stream ends at its next decision.
     let (store, key) = (s.platform_store.clone(), platform.key.clone());
@@ -291,7 +298,7 @@ pub async fn stream(
         }
     });
     metrics::gauge!("platform_ban_streams").increment(1.0);
-    let open = StreamGauge;
+    let open = (StreamGauge, slot);
     let ready = futures::stream::once(async move {
         Ok(Event::default()
             .event("ready")

@@ -684,3 +684,40 @@ async fn reports_carry_a_category_counted_in_the_stats_and_filtering_the_blackli
         .unwrap();
     assert_eq!(reports["reports"][0]["category"], "hate");
 }
+
+#[tokio::test]
+async fn a_platform_holds_at_most_eight_streams_per_instance() {
+    let s = Stack::start().await;
+    let admin = admin_token(&s).await;
+    let key = register(&s, &admin, "p").await["apiKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        open.push(open_stream(&s, &s.api.base, &key, None).await);
+    }
+    let ninth = s
+        .http
+        .get(s.url("/api/v1/platform/bans/stream"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ninth.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(ninth.headers().contains_key("retry-after"));
+    // A closed stream gives its slot back.
+    drop(open.pop());
+    let back = testkit::eventually(Duration::from_secs(10), || async {
+        let r = s
+            .http
+            .get(s.url("/api/v1/platform/bans/stream"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .ok()?;
+        (r.status() == StatusCode::OK).then_some(r)
+    })
+    .await;
+    assert!(back.is_some(), "the slot never came back");
+}
