@@ -3,7 +3,7 @@
 // the calling test passes in the environment. A screenshot of each page is kept in SHOTS_DIR.
 //
 //   BASE_URL, ADMIN_PASSWORD, BANNED_TOKEN (a permanently banned user's session token),
-//   BANNED_NAME, PENDING_NAME (a user awaiting review), CALL_PATH (a spoken scam call, phone
+//   BANNED_NAME, PENDING_NAME and PENDING_TOKEN (a user awaiting review), CALL_PATH (a spoken scam call, phone
 //   band), SHOTS_DIR, CHROMIUM_BIN
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,7 +20,10 @@ test.before(async () => {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+      '--disable-component-update', '--disable-sync',
+      // The host page of the embed tests is served at http://localhost:9 (routed here) and the api
+      // on 127.0.0.1: both loopback, which Local Network Access would still gate.
+      '--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights'],
   });
 });
 test.after(async () => { await browser?.close(); });
@@ -108,6 +111,52 @@ test('ban notice: a banned user sees why', async () => {
   assert.match((await page.getByTestId('ban-notice').textContent()).toLowerCase(), /permanent/);
   assert.ok(!page.url().includes('token='), 'the token leaves the address bar');
   await page.screenshot({ path: `${SHOTS}/ban-notice.png`, fullPage: true });
+  assert.deepEqual(problems, []);
+});
+
+/** A host platform's page at http://localhost:9/ embedding the ban notice for `token`. */
+async function hostPage(token, mode) {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  await page.route('http://localhost:9/', (route) => route.fulfill({
+    contentType: 'text/html',
+    body: `<!doctype html><html><body><h1>Video chat</h1><div id="slot"></div>
+      <script>window.banned = []; window.onBan = function (d) { window.banned.push(d); };
+        document.addEventListener('blacklist:banned', function (e) { window.eventDetail = e.detail; });</script>
+      <script src="${BASE}/static/ban-embed.js" data-token="${token}" data-target="#slot"
+        data-mode="${mode}" data-on-ban="onBan"></script></body></html>`,
+  }));
+  await page.goto('http://localhost:9/');
+  return { page, problems };
+}
+
+test('ban embed: a permanent ban takes over the host page and tells the host', async () => {
+  const { page, problems } = await hostPage(env('BANNED_TOKEN'), 'overlay');
+  const layer = page.getByTestId('ban-overlay');
+  await layer.waitFor({ state: 'visible', timeout: 10000 }).catch((e) => { throw new Error(`${e.message}; ${problems.join(' | ')}`); });
+  const box = await layer.boundingBox();
+  assert.ok(box.width >= 1200 && box.height >= 900, 'the overlay covers the viewport');
+  assert.equal(await page.getByTestId('ban-embed').getAttribute('data-status'), 'permanent');
+  assert.equal(await page.getByTestId('ban-embed-blacklist').count(), 1, 'a permanent ban links the blacklist');
+  const told = await page.evaluate(() => ({ callback: window.banned, event: window.eventDetail }));
+  assert.equal(told.callback.length, 1);
+  assert.equal(told.callback[0].status, 'permanent');
+  assert.equal(told.event.type, 'blacklist:banned');
+  await page.screenshot({ path: `${SHOTS}/ban-overlay.png` });
+  assert.deepEqual(problems, []);
+});
+
+test('ban embed: a pending ban shows inline, without the blacklist link', async () => {
+  const { page, problems } = await hostPage(env('PENDING_TOKEN'), 'inline');
+  const notice = page.getByTestId('ban-embed');
+  await notice.waitFor({ state: 'visible' });
+  assert.equal(await notice.getAttribute('data-status'), 'temporary');
+  assert.equal(await page.getByTestId('ban-overlay').count(), 0);
+  assert.equal(await page.getByTestId('ban-embed-blacklist').count(), 0, 'no blacklist link for a pending ban');
+  assert.equal(await page.evaluate(() => window.banned.length), 1, 'the host is told of a temporary ban too');
   assert.deepEqual(problems, []);
 });
 

@@ -60,6 +60,8 @@ async fn every_page_works_in_a_real_browser() {
     // Browsers reach the local object store through the api's upload relay (it has no CORS).
     let mut cfg = crate::helpers::config_with_s3(&s.db.url, &s.nats, &s.s3);
     cfg.uploads_via_api = true;
+    // A host platform's page (served by the browser test itself) embeds the ban notice.
+    cfg.web.host_platform_origins = vec!["http://localhost:9".into()];
     let site = crate::helpers::start_api(cfg).await;
     s.wait_ready(&site.base).await;
     let dir = testkit::TempDir::new("bl-e2e");
@@ -78,6 +80,7 @@ async fn every_page_works_in_a_real_browser() {
             .env("BANNED_TOKEN", evil.token.clone())
             .env("BANNED_NAME", "<script>alert(1)</script>")
             .env("PENDING_NAME", "Pending Pat")
+            .env("PENDING_TOKEN", pending.token.clone())
             .env("CALL_PATH", &call)
             .env("SHOTS_DIR", &shots)
             .env("CHROMIUM_BIN", &chromium)

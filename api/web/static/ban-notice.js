@@ -35,6 +35,12 @@
       return;
     }
     var permanent = b.banStatus === 'permanent';
+    // Framed by a host platform: tell it, so it can sign the user out.
+    if (window.parent !== window) {
+      try {
+        window.parent.postMessage({ type: 'blacklist:banned', status: b.banStatus, reviewStatus: r.reviewStatus || null }, '*');
+      } catch (e) { /* nothing to tell */ }
+    }
     render([
       el('h2', { 'data-testid': 'ban-status', 'data-status': b.banStatus },
         el('span', { class: 'badge status-' + (permanent ? 'permanent' : 'temporary') }, permanent ? 'Permanent ban' : 'Temporary ban')),
@@ -46,7 +52,8 @@
         el('dt', null, 'Reports'), el('dd', { 'data-testid': 'ban-report-count' }, String(r.reportCount || 0)),
         el('dt', null, 'Banned on'), el('dd', { 'data-testid': 'ban-date' }, r.bannedAt ? bl.fmtTime(r.bannedAt) : '–'),
         el('dt', null, 'Review'), el('dd', { 'data-testid': 'ban-review' }, REVIEW[r.reviewStatus] || (r.reviewStatus ? String(r.reviewStatus) : '–'))),
-      el('p', null, el('a', { href: '/blacklist' }, 'See the public blacklist'))
+      // A pending ban is not a verdict: no link to the public list it is not on.
+      permanent ? el('p', null, el('a', { href: '/blacklist' }, 'See the public blacklist')) : null
     ]);
   });
 })();
