@@ -3,7 +3,8 @@
 // the calling test passes in the environment. A screenshot of each page is kept in SHOTS_DIR.
 //
 //   BASE_URL, ADMIN_PASSWORD, BANNED_TOKEN (a permanently banned user's session token),
-//   BANNED_NAME, PENDING_NAME and PENDING_TOKEN (a user awaiting review), CALL_PATH (a spoken scam call, phone
+//   BANNED_NAME, PENDING_NAME and PENDING_TOKEN (a user awaiting review), REPORTER_TOKEN and
+//   REPORT_TARGET (a user and the one the report widget is for), CALL_PATH (a spoken scam call, phone
 //   band), SHOTS_DIR, CHROMIUM_BIN
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -102,6 +103,55 @@ test('public blacklist: search, see the card, and nothing a user wrote runs', as
   assert.equal(await page.evaluate(() => window.__xss === undefined), true);
   await page.screenshot({ path: `${SHOTS}/blacklist.png`, fullPage: true });
   assert.deepEqual(problems, [], 'no script from a user ran (no dialog, no error)');
+});
+
+/** A host platform's page at http://localhost:9/ with `html` in its body. */
+async function hostWith(html) {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  await page.route('http://localhost:9/', (route) => route.fulfill({
+    contentType: 'text/html', body: `<!doctype html><html><body><h1>Video chat</h1>${html}</body></html>`,
+  }));
+  await page.goto('http://localhost:9/');
+  return { page, problems };
+}
+
+// Before any banned user's token is used from this browser: that would ban its address (127.0.0.1)
+// too, and a banned address may not report.
+test('report widget: a report from the host page, by keyboard, then "Reported"', async () => {
+  const html = `<div id="report-slot" style="--bl-accent:#6a1b9a"></div>
+    <script src="${BASE}/static/report-embed.js" data-token="${env('REPORTER_TOKEN')}"
+      data-reported-user="${env('REPORT_TARGET')}" data-target="#report-slot"></script>`;
+  const { page, problems } = await hostWith(html);
+  const button = page.getByTestId('report-button');
+  await button.waitFor({ state: 'visible' });
+  assert.equal(await button.textContent(), 'Report');
+  // Keyboard: Enter opens the dialog with focus on the category, Escape closes it.
+  await button.focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByTestId('report-dialog');
+  await dialog.waitFor({ state: 'visible' });
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute('data-testid')), 'report-category');
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
+  await button.click();
+  await page.getByTestId('report-category').selectOption('harassment');
+  await page.getByTestId('report-reason').fill('insults on camera');
+  const accent = await page.getByTestId('report-submit').evaluate((b) => getComputedStyle(b).backgroundColor);
+  assert.equal(accent, 'rgb(106, 27, 154)', "the host's --bl-accent styles the dialog too");
+  await page.screenshot({ path: `${SHOTS}/report-widget.png` });
+  await page.getByTestId('report-submit').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=report-button]').textContent === 'Reported');
+  assert.equal(await button.isDisabled(), true);
+  // Another visit knows the pair is reported.
+  const again = await hostWith(html);
+  const known = again.page.getByTestId('report-button');
+  await again.page.waitForFunction(() => document.querySelector('[data-testid=report-button]')?.textContent === 'Reported');
+  assert.equal(await known.isDisabled(), true);
+  assert.deepEqual(problems, []);
+  assert.deepEqual(again.problems, []);
 });
 
 test('ban notice: a banned user sees why', async () => {

@@ -67,6 +67,11 @@ const STATIC: &[(&str, &str, &str)] = &[
         include_str!("../web/static/ban-embed.js"),
     ),
     (
+        "report-embed.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/static/report-embed.js"),
+    ),
+    (
         "admin.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/static/admin.js"),

@@ -81,6 +81,8 @@ async fn every_page_works_in_a_real_browser() {
             .env("BANNED_NAME", "<script>alert(1)</script>")
             .env("PENDING_NAME", "Pending Pat")
             .env("PENDING_TOKEN", pending.token.clone())
+            .env("REPORTER_TOKEN", User::new("Rita", "203.0.113.170").token)
+            .env("REPORT_TARGET", uuid::Uuid::new_v4().to_string())
             .env("CALL_PATH", &call)
             .env("SHOTS_DIR", &shots)
             .env("CHROMIUM_BIN", &chromium)
