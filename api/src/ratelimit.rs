@@ -52,7 +52,10 @@ impl FailureLimiter {
     /// a failure unless [`FailureLimiter::release`]d (a success).
     pub fn reserve(&self, ip: IpAddr, now: Instant) -> Result<Attempt, u64> {
         let key = crate::client_ip::network(ip, self.v6_prefix);
-        let mut map = self.failures.lock().expect("limiter lock");
+        let mut map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Bound memory under a spray of addresses: forget windows that have fully passed.
         if map.len() > 100_000 {
             map.retain(|_, q| {
@@ -68,8 +71,10 @@ impl FailureLimiter {
             q.pop_front();
         }
         if q.len() >= self.max {
-            let oldest = *q.front().expect("non-empty");
-            let wait = self.window.saturating_sub(now.duration_since(oldest));
+            // With a limit of 0 nothing is counted: wait a whole window.
+            let wait = q.front().map_or(self.window, |oldest| {
+                self.window.saturating_sub(now.duration_since(*oldest))
+            });
             return Err(wait.as_secs().max(1));
         }
         q.push_back(now);
@@ -78,7 +83,10 @@ impl FailureLimiter {
 
     /// Takes back an attempt that did not fail.
     pub fn release(&self, attempt: Attempt) {
-        let mut map = self.failures.lock().expect("limiter lock");
+        let mut map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(q) = map.get_mut(&attempt.key) {
             if let Some(i) = q.iter().position(|t| *t == attempt.at) {
                 q.remove(i);
@@ -186,6 +194,14 @@ mod tests {
         assert_eq!(wait, 50);
         assert!(l.reserve(other, t0).is_ok(), "other clients are unaffected");
         assert!(l.reserve(ip, t0 + Duration::from_secs(61)).is_ok());
+    }
+
+    /// A limit of 0 refuses every attempt with a whole window to wait (it used to panic).
+    #[test]
+    fn a_limit_of_zero_refuses_without_panicking() {
+        let l = FailureLimiter::new(0, Duration::from_secs(60));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(l.reserve(ip, Instant::now()).unwrap_err(), 60);
     }
 
     /// The hardening review: 30 concurrent wrong passwords all got 401 before the first 429,

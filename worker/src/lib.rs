@@ -394,7 +394,11 @@ impl Worker {
                 .await;
             return;
         }
-        *self.stats.current.lock().expect("stats lock") = Some(job.task_id);
+        *self
+            .stats
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(job.task_id);
         // Tell JetStream we are alive while a long analysis runs, so ack_wait does not expire.
         let every = Duration::from_millis(self.progress_every.load(Ordering::Relaxed));
         let progress = AbortOnDrop({
@@ -409,7 +413,11 @@ impl Worker {
         });
         let outcome = self.analyzer.analyze(&self.js, &job).await;
         drop(progress);
-        *self.stats.current.lock().expect("stats lock") = None;
+        *self
+            .stats
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         let result = match outcome {
             Ok(result) => WorkerResult::Completed {
                 task_id: job.task_id,
@@ -462,7 +470,10 @@ async fn heartbeats(client: async_nats::Client, id: Uuid, stats: Arc<Stats>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tick.tick().await;
-        let current = *stats.current.lock().expect("stats lock");
+        let current = *stats
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let body = json!({
             "currentTaskId": current,
             "tasksCompleted": stats.completed.load(Ordering::Relaxed),
