@@ -85,6 +85,8 @@ pub struct AppState {
     /// Waits longer than this email the verdict (when an address was given).
     pub email_notify_after_seconds: i64,
     pub web: Arc<crate::config::WebConfig>,
+    /// How user reports are weighted (all off by default).
+    pub weights: crate::config::ReportWeights,
     pub uploads_via_api: bool,
     /// Disconnects revoked workers.
     pub revocation: pipeline::worker_access::revocation::Revocation,
@@ -332,6 +334,7 @@ impl AppState {
                 PlatformUserServices {
                     auto_ban_threshold: config.auto_ban_threshold.max(1),
                     v6_prefix: config.ipv6_prefix_len,
+                    one_vote_per_network: config.weights.one_per_network,
                 },
                 events::platform_user::UPCASTERS,
             )),
@@ -373,6 +376,7 @@ impl AppState {
             max_upload_bytes: config.max_upload_bytes,
             email_notify_after_seconds: config.email.email_notify_after_seconds,
             web: Arc::new(config.web.clone()),
+            weights: config.weights,
             uploads_via_api: config.uploads_via_api,
             worker_store: Arc::new(event_store(&pool, events::worker::UPCASTERS)),
             revocation: pipeline::worker_access::revocation::Revocation {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
-use events::platform_user::{PlatformUserEvent, ReviewDecision, UPCASTERS};
+use events::platform_user::{AppealOutcome, PlatformUserEvent, ReviewDecision, UPCASTERS};
 use events::Envelope;
 use futures::StreamExt;
 use serde::Serialize;
@@ -20,7 +20,12 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 
 /// The decisions a platform hears of.
-pub const KINDS: [&str; 2] = ["UserAutoBanned", "BanReviewed"];
+pub const KINDS: [&str; 4] = [
+    "UserAutoBanned",
+    "BanReviewed",
+    "AppealDecided",
+    "IpBansLifted",
+];
 
 /// Subject filters of the decisions on `EVENTS`.
 pub fn filters() -> Vec<String> {
@@ -43,7 +48,10 @@ pub struct BanDecision {
     /// Its position in the event log: resume after it with `since=` or `Last-Event-ID`.
     #[schema(example = "1042")]
     pub cursor: String,
-    /// `UserAutoBanned` (the report threshold was reached) or `BanReviewed` (an admin decided).
+    /// `UserAutoBanned` (the report threshold was reached), `BanReviewed` (an admin decided a
+    /// pending ban, or lifted one on appeal), `AppealDecided` (the user's appeal was upheld or
+    /// overturned) or `IpBansLifted` (after a vindication: `ips` are unbanned, `ipsKept` stay
+    /// banned because another banned user holds them).
     #[schema(example = "UserAutoBanned")]
     pub kind: &'static str,
     /// The platform user (the `sub` of the host's session token).
@@ -64,6 +72,17 @@ pub struct BanDecision {
     pub banned_at: i64,
     /// When this decision was taken, milliseconds since the Unix epoch.
     pub decided_at: i64,
+    /// `IpBansLifted`: the user's IPs that stay banned (another banned user holds them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ips_kept: Vec<String>,
+    /// `AppealDecided`: the appeal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appeal_id: Option<uuid::Uuid>,
+    /// `AppealDecided`: `upheld` (the ban stays) or `overturned` (lifted; `BanReviewed` and
+    /// `IpBansLifted` follow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<events::platform_user::AppealOutcome>)]
+    pub appeal_outcome: Option<&'static str>,
 }
 
 /// The decision an event on `EVENTS` stands for (`None`: not a decision, or unreadable).
@@ -73,50 +92,79 @@ pub fn decision_of(stream_sequence: u64, payload: &[u8]) -> Option<BanDecision> 
         return None;
     }
     let decided_at = env.occurred_at.timestamp_millis();
-    let (kind, ban_status, ips, reason, report_count, banned_at) =
-        match env.decode::<PlatformUserEvent>(UPCASTERS).ok()? {
-            PlatformUserEvent::UserAutoBanned {
-                reason,
-                report_count,
-                ips,
-                banned_at,
-            } => (
-                "UserAutoBanned",
-                "temporary",
-                ips,
-                Some(reason),
-                Some(report_count),
-                banned_at,
-            ),
-            PlatformUserEvent::BanReviewed {
-                decision,
-                ips,
-                banned_at,
-                ..
-            } => (
-                "BanReviewed",
-                match decision {
-                    ReviewDecision::Permanent => "permanent",
-                    ReviewDecision::Vindicated => "vindicated",
-                },
-                ips,
-                None,
-                None,
-                banned_at,
-            ),
-            _ => return None,
-        };
-    Some(BanDecision {
+    let mut decision = BanDecision {
         cursor: stream_sequence.to_string(),
-        kind,
-        user_id: env.aggregate_id,
-        ban_status,
-        ips,
-        reason,
-        report_count,
-        banned_at: banned_at.timestamp_millis(),
+        kind: "",
+        user_id: env.aggregate_id.clone(),
+        ban_status: "vindicated",
+        ips: Vec::new(),
+        reason: None,
+        report_count: None,
+        banned_at: 0,
         decided_at,
-    })
+        ips_kept: Vec::new(),
+        appeal_id: None,
+        appeal_outcome: None,
+    };
+    let banned_at = match env.decode::<PlatformUserEvent>(UPCASTERS).ok()? {
+        PlatformUserEvent::UserAutoBanned {
+            reason,
+            report_count,
+            ips,
+            banned_at,
+        } => {
+            decision.kind = "UserAutoBanned";
+            decision.ban_status = "temporary";
+            decision.ips = ips;
+            decision.reason = Some(reason);
+            decision.report_count = Some(report_count);
+            banned_at
+        }
+        PlatformUserEvent::BanReviewed {
+            decision: review,
+            ips,
+            banned_at,
+            ..
+        } => {
+            decision.kind = "BanReviewed";
+            decision.ban_status = match review {
+                ReviewDecision::Permanent => "permanent",
+                ReviewDecision::Vindicated => "vindicated",
+            };
+            decision.ips = ips;
+            banned_at
+        }
+        PlatformUserEvent::AppealDecided {
+            appeal_id,
+            outcome,
+            permanent,
+            banned_at,
+            ..
+        } => {
+            decision.kind = "AppealDecided";
+            decision.ban_status = match (outcome, permanent) {
+                (AppealOutcome::Overturned, _) => "vindicated",
+                (AppealOutcome::Upheld, true) => "permanent",
+                (AppealOutcome::Upheld, false) => "temporary",
+            };
+            decision.appeal_id = Some(appeal_id);
+            decision.appeal_outcome = Some(outcome.as_str());
+            banned_at
+        }
+        PlatformUserEvent::IpBansLifted {
+            lifted,
+            kept,
+            banned_at,
+        } => {
+            decision.kind = "IpBansLifted";
+            decision.ips = lifted;
+            decision.ips_kept = kept;
+            banned_at
+        }
+        _ => return None,
+    };
+    decision.banned_at = banned_at.timestamp_millis();
+    Some(decision)
 }
 
 /// Longest cursor accepted (a `u64` in decimal).
@@ -363,6 +411,33 @@ mod tests {
                                "bannedAt": "2026-11-30T09:00:00Z"}),
         );
         assert_eq!(decision_of(8, &reviewed).unwrap().ban_status, "vindicated");
+        let upheld = envelope(
+            "platform_user",
+            "AppealDecided",
+            serde_json::json!({"appealId": uuid::Uuid::nil(), "outcome": "upheld",
+                               "decidedBy": "admin", "note": null, "permanent": true,
+                               "bannedAt": "2026-11-30T09:00:00Z"}),
+        );
+        let d = decision_of(11, &upheld).unwrap();
+        assert_eq!(
+            (d.kind, d.ban_status, d.appeal_outcome),
+            ("AppealDecided", "permanent", Some("upheld"))
+        );
+        let lifted = envelope(
+            "platform_user",
+            "IpBansLifted",
+            serde_json::json!({"lifted": ["192.0.2.1"], "kept": ["192.0.2.2"],
+                               "bannedAt": "2026-11-30T09:00:00Z"}),
+        );
+        let d = decision_of(12, &lifted).unwrap();
+        assert_eq!(
+            (d.kind, d.ips, d.ips_kept),
+            (
+                "IpBansLifted",
+                vec!["192.0.2.1".to_owned()],
+                vec!["192.0.2.2".to_owned()]
+            )
+        );
         let report = envelope("platform_user", "ReportFiled", serde_json::json!({}));
         assert_eq!(decision_of(9, &report), None);
         assert_eq!(decision_of(10, b"garbage"), None);

@@ -123,6 +123,8 @@ pub struct Config {
     pub email: pipeline::notifier::EmailConfig,
     #[command(flatten)]
     pub web: WebConfig,
+    #[command(flatten)]
+    pub weights: ReportWeights,
     /// Relay uploads through the api (same origin as the pages) instead of sending browsers
     /// straight to storage: for object stores without CORS (the local s3s-fs). Production with
     /// S3 or MinIO leaves it off and sets bucket CORS instead.
@@ -183,6 +185,44 @@ pub struct WebConfig {
         value_delimiter = ','
     )]
     pub host_platform_origins: Vec<String>,
+}
+
+/// How much a user report counts towards AUTO_BAN_THRESHOLD, from the reporter's standing.
+/// Every factor is off by default: each report weighs 1, the seed's rule of 4 unique reporters.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct ReportWeights {
+    /// Reporters of one ban cycle sharing an address (an IPv6 /IPV6_PREFIX_LEN network) count
+    /// as one: the later reports weigh 0.
+    #[arg(long, env = "REPORT_WEIGHT_ONE_PER_NETWORK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub one_per_network: bool,
+    /// Multiplies a report's weight once per earlier target of the reporter that was vindicated
+    /// (e.g. 0.5: one vindicated target halves it). 1 = off.
+    #[arg(long, env = "REPORT_WEIGHT_VINDICATED_FACTOR", default_value_t = 1.0)]
+    pub vindicated_factor: f64,
+    /// The weight of a report from an account first seen less than
+    /// REPORT_WEIGHT_NEW_ACCOUNT_HOURS ago (e.g. 0.5). 1 = off.
+    #[arg(long, env = "REPORT_WEIGHT_NEW_ACCOUNT_FACTOR", default_value_t = 1.0)]
+    pub new_account_factor: f64,
+    #[arg(long, env = "REPORT_WEIGHT_NEW_ACCOUNT_HOURS", default_value_t = 24)]
+    pub new_account_hours: i64,
+}
+
+impl Default for ReportWeights {
+    fn default() -> Self {
+        ReportWeights {
+            one_per_network: false,
+            vindicated_factor: 1.0,
+            new_account_factor: 1.0,
+            new_account_hours: 24,
+        }
+    }
+}
+
+impl ReportWeights {
+    /// Whether any factor needs the reporter's history (read before filing).
+    pub fn reads_standing(&self) -> bool {
+        self.vindicated_factor < 1.0 || self.new_account_factor < 1.0
+    }
 }
 
 /// Who may seed the admin account over HTTP.

@@ -255,6 +255,10 @@ impl From<crate::domain::platform_user::PlatformUserError> for ApiError {
             SelfReport => ApiError::unprocessable("self_report", e.to_string()),
             AlreadyReported => ApiError::Conflict("already_reported", e.to_string()),
             NoPendingBan => ApiError::Conflict("no_pending_ban", e.to_string()),
+            NotBanned => ApiError::Conflict("not_banned", e.to_string()),
+            AlreadyAppealed => ApiError::Conflict("already_appealed", e.to_string()),
+            UnknownAppeal => ApiError::NotFound(e.to_string()),
+            AppealDecided => ApiError::Conflict("already_decided", e.to_string()),
         }
     }
 }
@@ -265,6 +269,10 @@ impl From<crate::domain::phone_number::PhoneError> for ApiError {
         match e {
             UnknownReport => ApiError::NotFound(e.to_string()),
             AlreadyDecided(_) => ApiError::Conflict("already_decided", e.to_string()),
+            NotListed => ApiError::Conflict("not_listed", e.to_string()),
+            AlreadyDisputed => ApiError::Conflict("already_disputed", e.to_string()),
+            UnknownDispute => ApiError::NotFound(e.to_string()),
+            DisputeDecided => ApiError::Conflict("already_decided", e.to_string()),
         }
     }
 }

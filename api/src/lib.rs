@@ -19,6 +19,7 @@ pub mod ban_feed;
 pub mod cli;
 pub mod client_ip;
 pub mod config;
+pub mod coordination;
 pub mod error;
 pub mod evasion;
 pub mod http;

@@ -100,7 +100,9 @@ fn spawn_pipeline(
             let js = s.js.clone();
             stages.spawn(|stop| notifier.run(js, stop));
         }
-        None => tracing::warn!("no RESEND_API_KEY: verdict emails are off"),
+        None => tracing::warn!(
+            "no RESEND_API_KEY nor ADMIN_ALERT_WEBHOOK_URL: emails and admin alerts are off"
+        ),
     }
     let (pool, nats) = (s.pool.clone(), s.nats.clone());
     stages.spawn(|stop| heartbeats::run(pool, nats, stop));

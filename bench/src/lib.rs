@@ -82,14 +82,9 @@ impl Stack {
             },
             max_upload_bytes: 25 * 1024 * 1024,
             web: Default::default(),
+            weights: Default::default(),
             uploads_via_api: false,
-            email: pipeline::notifier::EmailConfig {
-                resend_api_key: None,
-                resend_api_url: "http://127.0.0.1:9".into(),
-                email_from: "blacklist <test@localhost>".into(),
-                public_base_url: "http://127.0.0.1:8000".into(),
-                email_notify_after_seconds: 300,
-            },
+            email: pipeline::notifier::EmailConfig::off(),
         };
         let api = api::Api::start(&config, Passwords::default()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

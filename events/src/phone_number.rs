@@ -74,6 +74,24 @@ pub enum PhoneNumberEvent {
         report_id: Uuid,
         moderator: String,
     },
+    /// The number's owner disputes its listing (only while it is listed dangerous; one open
+    /// dispute at a time). `email`, the contact for the outcome, is kept in the event store
+    /// only: it is never on the stream.
+    NumberDisputed {
+        dispute_id: Uuid,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+    },
+    /// A moderator decided the dispute. `overturned` rejects the approved reports in `cleared`,
+    /// so the number is no longer listed (new reports may list it again).
+    DisputeDecided {
+        dispute_id: Uuid,
+        outcome: crate::platform_user::AppealOutcome,
+        moderator: String,
+        note: Option<String>,
+        cleared: Vec<Uuid>,
+    },
 }
 
 impl DomainEvent for PhoneNumberEvent {
@@ -83,6 +101,8 @@ impl DomainEvent for PhoneNumberEvent {
             PhoneNumberEvent::PhoneReportApproved { .. } => "PhoneReportApproved",
             PhoneNumberEvent::PhoneReportRejected { .. } => "PhoneReportRejected",
             PhoneNumberEvent::PhoneReportDeleted { .. } => "PhoneReportDeleted",
+            PhoneNumberEvent::NumberDisputed { .. } => "NumberDisputed",
+            PhoneNumberEvent::DisputeDecided { .. } => "DisputeDecided",
         }
         .to_string()
     }

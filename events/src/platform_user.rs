@@ -68,6 +68,25 @@ impl ReportCategory {
     }
 }
 
+/// How an admin decided an appeal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AppealOutcome {
+    /// The ban stays as it is.
+    Upheld,
+    /// The ban is lifted (a vindication, with the shared-IP rule).
+    Overturned,
+}
+
+impl AppealOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppealOutcome::Upheld => "upheld",
+            AppealOutcome::Overturned => "overturned",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all_fields = "camelCase")]
 pub enum PlatformUserEvent {
@@ -90,6 +109,14 @@ pub enum PlatformUserEvent {
         category: ReportCategory,
         room_id: Option<Uuid>,
         report_count: u32,
+        /// What the report counts towards the auto-ban threshold: 1 unless report weighting is
+        /// configured (the reporter's standing); 1 in reports from before weights.
+        #[serde(default = "unit_weight")]
+        weight: f64,
+        /// Where the reporter asked to hear the outcome (opt-in); event store only, never on
+        /// the stream.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
     },
     /// The unique-reporter count reached the threshold: banned `temporary`, review `pending`,
     /// and every IP in `ips` (all seen for the user) is banned.
@@ -106,6 +133,32 @@ pub enum PlatformUserEvent {
         banned_at: DateTime<Utc>,
         ips: Vec<String>,
     },
+    /// The banned user appealed the ban that began at `bannedAt` (once per ban). `email`, where
+    /// given for the outcome, is kept in the event store only: it is never on the stream.
+    BanAppealed {
+        appeal_id: Uuid,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+        banned_at: DateTime<Utc>,
+    },
+    /// The appeal was decided: by an admin, or `overturned` by a review that lifted the ban first.
+    /// `permanent` and `bannedAt` describe the appealed ban when the appeal was decided.
+    AppealDecided {
+        appeal_id: Uuid,
+        outcome: AppealOutcome,
+        decided_by: String,
+        note: Option<String>,
+        permanent: bool,
+        banned_at: DateTime<Utc>,
+    },
+    /// Follows every vindication: the user's IPs unbanned (`lifted`) and those still banned
+    /// because another banned user holds them (`kept`), as the read model had it then.
+    IpBansLifted {
+        lifted: Vec<String>,
+        kept: Vec<String>,
+        banned_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for PlatformUserEvent {
@@ -116,6 +169,9 @@ impl DomainEvent for PlatformUserEvent {
             PlatformUserEvent::ReportFiled { .. } => "ReportFiled",
             PlatformUserEvent::UserAutoBanned { .. } => "UserAutoBanned",
             PlatformUserEvent::BanReviewed { .. } => "BanReviewed",
+            PlatformUserEvent::BanAppealed { .. } => "BanAppealed",
+            PlatformUserEvent::AppealDecided { .. } => "AppealDecided",
+            PlatformUserEvent::IpBansLifted { .. } => "IpBansLifted",
         }
         .to_string()
     }
@@ -123,6 +179,10 @@ impl DomainEvent for PlatformUserEvent {
     fn event_version(&self) -> String {
         "1".to_string()
     }
+}
+
+fn unit_weight() -> f64 {
+    1.0
 }
 
 /// KV keys cannot hold `:`; IPv6 addresses use `_` instead (IPv4 never contains `_`).

@@ -102,6 +102,21 @@ pub fn optional_text(
     Ok(text)
 }
 
+/// A plausible email address (the provider has the last word).
+pub fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && e.len() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+}
+
 /// Longest display name of a worker or a platform.
 pub const MAX_NAME_CHARS: usize = 100;
 

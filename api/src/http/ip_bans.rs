@@ -10,7 +10,7 @@ use axum::Json;
 use crate::app::AppState;
 use crate::client_ip::{resolve, BannedIp, ClientIp};
 
-/// Paths a banned IP may still reach (API.md): the public blacklist, the ban check, admin
+/// Paths a banned IP may still reach (API.md): the public blacklist, the ban check, the appeal, admin
 /// endpoints (`/admin/*` and the admin-only `/report/*` ones, so a moderator behind a banned
 /// address can still review) and the operational ones.
 fn open_to_banned_ips(path: &str) -> bool {
@@ -26,6 +26,7 @@ fn open_to_banned_ips(path: &str) -> bool {
         path,
         "/api/v1/report/blacklist"
             | "/api/v1/report/check-ban"
+            | "/api/v1/report/appeal"
             | "/api/v1/report/pending"
             | "/api/v1/report/stats"
             | "/api/v1/report/reports"

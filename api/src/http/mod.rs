@@ -2,6 +2,8 @@
 
 pub mod admin;
 mod admin_tasks;
+mod appeals;
+mod disputes;
 pub mod docs;
 pub mod extract;
 mod ip_bans;
@@ -101,6 +103,7 @@ pub fn report_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::stats))
         .routes(routes!(reports::reports))
         .routes(routes!(reports::status))
+        .routes(routes!(appeals::appeal))
 }
 
 /// The `/api/v1` operations, each routed from its `#[utoipa::path]` (which documents it), with
@@ -148,6 +151,11 @@ pub fn api_routes(
             platforms::remove_webhook
         ))
         .routes(routes!(platforms::deliveries))
+        .routes(routes!(appeals::list))
+        .routes(routes!(appeals::decide))
+        .routes(routes!(disputes::dispute))
+        .routes(routes!(disputes::list))
+        .routes(routes!(disputes::decide))
         .merge(report_routes())
         .layer(timeout(request_timeout))
         .merge(upload)

@@ -26,7 +26,7 @@ use crate::ratelimit::rate_limit;
 
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 
-fn number(raw: &str, region: Option<&str>) -> Result<String> {
+pub fn number(raw: &str, region: Option<&str>) -> Result<String> {
     normalize(raw, region)
         .map_err(|e| ApiError::unprocessable("invalid_phone_number", e.to_string()))
 }

@@ -42,6 +42,10 @@ pub struct UserReportRequest {
     category: Option<String>,
     #[schema(value_type = Option<Uuid>)]
     room_id: Option<String>,
+    /// Opt-in: email the outcome of the review to this address (kept out of the event stream
+    /// and every read model).
+    #[schema(max_length = 254)]
+    notify_email: Option<String>,
 }
 
 /// A category as a client sent it (absent or blank: `other`); 422 `invalid_category` else.
@@ -102,6 +106,8 @@ pub struct PendingBan {
     #[serde(flatten)]
     pub record: BanRecord,
     pub reports: Vec<ReportView>,
+    /// Signs of coordinated reporting among this ban's reports (empty: none seen).
+    pub coordination: Vec<crate::coordination::CoordinationFlag>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -141,6 +147,9 @@ pub struct BanCheck {
     /// Null when banStatus is `none`.
     #[schema(required = true)]
     pub ban_record: Option<BanRecord>,
+    /// The appeal of the latest ban; null when it was not appealed.
+    #[schema(required = true)]
+    pub appeal: Option<super::appeals::AppealSummary>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -181,7 +190,7 @@ pub struct ReportPage {
     operation_id = "reportUser",
     tag = "reports",
     summary = "Report another platform user",
-    description = "One report per reporter and reported user. At AUTO_BAN_THRESHOLD (default 4) unique reporters the user is banned `temporary`, review `pending`, and every IP seen for them is banned. A banned user's own token gets 403 `user_banned`.",
+    description = "One report per reporter and reported user. When the reports' summed weights reach AUTO_BAN_THRESHOLD (default 4; every report weighs 1 unless REPORT_WEIGHT_* is configured) the user is banned `temporary`, review `pending`, and every IP seen for them is banned. A banned user's own token gets 403 `user_banned`.",
     security(("sessionBearer" = [])),
     request_body(content = UserReportRequest, content_type = "application/json"),
     responses(
@@ -192,7 +201,7 @@ pub struct ReportPage {
         (status = 409, description = "Conflict. Codes: `already_reported`, `conflict`.", body = ErrorBody),
         (status = 413, description = "Payload too large. Codes: `payload_too_large`.", body = ErrorBody),
         (status = 415, description = "Unsupported media type. Codes: `unsupported_media_type`.", body = ErrorBody),
-        (status = 422, description = "Well-formed but invalid. Codes: `invalid_id`, `reason_too_long`, `invalid_category`, `self_report`, `invalid_body`.", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid. Codes: `invalid_id`, `reason_too_long`, `invalid_category`, `invalid_email`, `self_report`, `invalid_body`.", body = ErrorBody),
         (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
     )
@@ -218,6 +227,7 @@ pub async fn report_user(
         .transpose()?;
     let reason = optional_text(body.reason, "reason", "reason_too_long", MAX_REASON_CHARS)?;
     let category = category_of(body.category.as_deref())?;
+    let email = super::appeals::contact_email(body.notify_email, "notifyEmail")?;
     if reported == user.id {
         return Err(ApiError::unprocessable(
             "self_report",
@@ -244,6 +254,8 @@ pub async fn report_user(
         category,
         room_id,
         at: Utc::now(),
+        standing: standing(&s, &user.id).await?,
+        email,
     };
     let ctx = rid.context(format!("user:{}", user.id));
     let produced = execute_returning(&s.platform_users, &s.pool, &reported, cmd, &ctx).await?;
@@ -279,6 +291,35 @@ pub async fn report_user(
     ))
 }
 
+/// The reporter's standing (0 to 1) under the configured weights: earlier targets vindicated
+/// and a new account count less. 1 when weighting is off (nothing is read).
+async fn standing(s: &AppState, reporter: &str) -> Result<f64> {
+    let w = s.weights;
+    if !w.reads_standing() {
+        return Ok(1.0);
+    }
+    let (vindicated, first_seen): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+        "SELECT (SELECT count(DISTINCT r.reported_user_id) FROM user_reports r
+                   JOIN ban_reviews b ON b.user_id = r.reported_user_id
+                                     AND b.decision = 'vindicated' AND b.reviewed_at >= r.created_at
+                  WHERE r.reporter_user_id = $1),
+                (SELECT first_seen_at FROM platform_users WHERE user_id = $1)",
+    )
+    .bind(reporter)
+    .fetch_one(&s.pool)
+    .await?;
+    let mut weight = w
+        .vindicated_factor
+        .clamp(0.0, 1.0)
+        .powi(vindicated.min(64) as i32);
+    let new = first_seen
+        .is_none_or(|t| Utc::now() - t < chrono::Duration::hours(w.new_account_hours.max(0)));
+    if new {
+        weight *= w.new_account_factor.clamp(0.0, 1.0);
+    }
+    Ok(weight)
+}
+
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportView {
@@ -302,11 +343,13 @@ pub struct ReportView {
     pub timestamp: i64,
     /// The reported user's report count after this report.
     pub report_count: i32,
+    /// What the report counted towards the auto-ban threshold (1 unless weighting is on).
+    pub weight: f64,
 }
 
 const REPORT_SELECT: &str = "SELECT r.report_id, r.reported_user_id, ru.name AS reported_user_name,
         r.reporter_user_id, rp.name AS reporter_name, r.reporter_ip, r.reason, r.room_id, r.category,
-        r.created_at, r.report_count
+        r.created_at, r.report_count, r.weight
    FROM user_reports r
    LEFT JOIN platform_users ru ON ru.user_id = r.reported_user_id
    LEFT JOIN platform_users rp ON rp.user_id = r.reporter_user_id";
@@ -325,6 +368,7 @@ fn report_view(r: &sqlx::postgres::PgRow) -> ReportView {
         category: r.get("category"),
         timestamp: created.timestamp_millis(),
         report_count: r.get("report_count"),
+        weight: r.get("weight"),
     }
 }
 
@@ -413,10 +457,31 @@ pub async fn pending(
     .fetch_all(&s.pool)
     .await
     .map_err(ApiError::from_db)?;
+    // Every report of this ban cycle (since the last vindication), for the coordination flags.
+    let cycle: Vec<(String, Uuid, Option<String>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT r.reported_user_id, r.report_id, r.reporter_ip, r.created_at
+           FROM user_reports r
+          WHERE r.reported_user_id = ANY($1)
+            AND r.created_at > coalesce((SELECT max(b.reviewed_at) FROM ban_reviews b
+                                          WHERE b.user_id = r.reported_user_id
+                                            AND b.decision = 'vindicated'), '-infinity')",
+    )
+    .bind(&ids)
+    .fetch_all(&s.pool)
+    .await?;
     let pending: Vec<PendingBan> = users
         .iter()
         .map(|u| {
             let id: String = u.get("user_id");
+            let seen: Vec<crate::coordination::Seen> = cycle
+                .iter()
+                .filter(|c| c.0 == id)
+                .map(|c| crate::coordination::Seen {
+                    report_id: c.1,
+                    reporter_ip: c.2.as_deref().and_then(|ip| ip.parse().ok()),
+                    at: c.3,
+                })
+                .collect();
             PendingBan {
                 record: ban_record(u),
                 reports: reports
@@ -424,6 +489,7 @@ pub async fn pending(
                     .filter(|r| r.get::<String, _>("reported_user_id") == id)
                     .map(report_view)
                     .collect(),
+                coordination: crate::coordination::flags(&seen),
             }
         })
         .collect();
@@ -498,6 +564,7 @@ pub async fn review(
     let cmd = PlatformUserCommand::ReviewBan {
         decision,
         reviewer: admin.username.clone(),
+        shared_ips: super::appeals::shared_ips(&s.pool, &id).await?,
     };
     let produced = execute_returning(
         &s.platform_users,
@@ -630,11 +697,14 @@ pub async fn check_ban(
         .map(|r| r.get::<String, _>("ban_status"))
         .unwrap_or_else(|| "none".into());
     let is_banned = status == "temporary" || status == "permanent";
+    let banned_at = row.as_ref().and_then(|r| r.get("banned_at"));
     let ban_record = row.filter(|_| status != "none").map(|r| ban_record(&r));
+    let appeal = super::appeals::appeal_of(&s.pool, &user.id, banned_at).await?;
     Ok(axum::Json(BanCheck {
         is_banned,
         ban_status: status,
         ban_record,
+        appeal,
     }))
 }
 

@@ -15,7 +15,7 @@ use sqlx::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{Json, RequestId};
+use super::extract::{valid_email, Json, RequestId};
 use super::openapi::{self, constant, ErrorBody, Forbidden};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
@@ -284,20 +284,6 @@ pub struct SubmitTaskRequest {
     language: Option<String>,
     #[schema(max_length = 2048)]
     turnstile_token: Option<String>,
-}
-
-fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && e.len() <= 254
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !e
-            .chars()
-            .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
 }
 
 /// Queue position (1-based) of a task queued at `queued_at`, and the estimated wait.

@@ -2,6 +2,7 @@
 //! One binary (link once); each test gets its own database and nats-server.
 
 mod admin;
+mod appeals;
 mod browser;
 mod docs;
 mod faults;

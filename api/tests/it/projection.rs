@@ -191,6 +191,49 @@ async fn activity(s: &Stack) {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
+    // The permanently banned user appeals (ban_appeals) and the approved number is disputed
+    // (phone_disputes); both are decided.
+    let r = s
+        .http
+        .post(s.url("/api/v1/report/appeal"))
+        .bearer_auth(&users[0].1)
+        .header("x-forwarded-for", "203.0.113.200")
+        .json(&serde_json::json!({"text": "not me"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let appeal = r.json::<Value>().await.unwrap()["appealId"].clone();
+    let r = s
+        .http
+        .post(s.url("/api/v1/client/phones/+14155550100/dispute"))
+        .json(&serde_json::json!({"text": "my shop", "contactEmail": "shop@example.org"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let dispute = r.json::<Value>().await.unwrap()["disputeId"].clone();
+    s.projected().await;
+    for path in [
+        format!(
+            "/api/v1/admin/appeals/{}/decision",
+            appeal.as_str().unwrap()
+        ),
+        format!(
+            "/api/v1/admin/phone-disputes/{}/decision",
+            dispute.as_str().unwrap()
+        ),
+    ] {
+        let r = s
+            .http
+            .post(s.url(&path))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"decision": "uphold", "note": "checked"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
     let delivered = testkit::eventually(std::time::Duration::from_secs(20), || async {
         (received.lock().unwrap().len() >= 2).then_some(())
     })

@@ -26,6 +26,18 @@ impl User {
             ip: ip.into(),
         }
     }
+
+    pub fn ip(&self) -> &str {
+        &self.ip
+    }
+
+    /// The same user (and token) coming from another address.
+    pub fn from(&self, ip: &str) -> User {
+        User {
+            ip: ip.into(),
+            ..self.clone()
+        }
+    }
 }
 
 async fn report(
@@ -59,7 +71,7 @@ pub async fn check_ban(s: &Stack, u: &User) -> Value {
 }
 
 /// Any endpoint a banned IP may not reach: status of a request from `ip`.
-async fn status_from(s: &Stack, base: &str, ip: &str) -> StatusCode {
+pub async fn status_from(s: &Stack, base: &str, ip: &str) -> StatusCode {
     s.http
         .post(format!("{base}/api/v1/report/user"))
         .header("x-forwarded-for", ip)

@@ -1,4 +1,5 @@
-//! `phone_reports`, the per-number summary `phone_numbers`, and the `phone-reputation` bucket.
+//! `phone_reports`, `phone_disputes`, the per-number summary `phone_numbers`, and the
+//! `phone-reputation` bucket.
 //!
 //! After every event the number's summary is recomputed from its reports, so the summary is
 //! always a function of the history. Pending counts and categories use counted reports only
@@ -80,6 +81,44 @@ pub async fn apply(
             decide("deleted", report_id, moderator)
                 .execute(&mut *tx)
                 .await?;
+        }
+        PhoneNumberEvent::NumberDisputed {
+            dispute_id, text, ..
+        } => {
+            sqlx::query(
+                "INSERT INTO phone_disputes (dispute_id, phone_number, text, created_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(dispute_id)
+            .bind(number)
+            .bind(text)
+            .bind(env.occurred_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        PhoneNumberEvent::DisputeDecided {
+            dispute_id,
+            outcome,
+            moderator,
+            note,
+            cleared,
+        } => {
+            sqlx::query(
+                "UPDATE phone_disputes SET status = $2, decided_at = $3, decided_by = $4, note = $5
+                  WHERE dispute_id = $1",
+            )
+            .bind(dispute_id)
+            .bind(outcome.as_str())
+            .bind(env.occurred_at)
+            .bind(&moderator)
+            .bind(note)
+            .execute(&mut *tx)
+            .await?;
+            for report_id in cleared {
+                decide("rejected", report_id, moderator.clone())
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
     }
     summarize(tx, number, fx).await?;

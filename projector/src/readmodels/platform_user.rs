@@ -1,4 +1,4 @@
-//! `platform_users`, `user_ips`, `user_reports`, `ip_bans`, `ban_reviews`, and the `ip-bans`
+//! `platform_users`, `user_ips`, `user_reports`, `ip_bans`, `ban_reviews`, `ban_appeals`, and the `ip-bans`
 //! KV bucket every api instance enforces.
 //!
 //! An IP is banned while at least one banned user holds it (`ip_bans` has a row per pair), so a
@@ -92,11 +92,13 @@ pub async fn apply(
             category,
             room_id,
             report_count,
+            weight,
+            ..
         } => {
             sqlx::query(
                 "INSERT INTO user_reports (report_id, reported_user_id, reporter_user_id, reporter_ip, reason,
-                                           room_id, created_at, report_count, category)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                                           room_id, created_at, report_count, category, weight)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
             )
             .bind(report_id)
             .bind(user)
@@ -107,6 +109,7 @@ pub async fn apply(
             .bind(at)
             .bind(report_count as i32)
             .bind(category.as_str())
+            .bind(weight)
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE platform_users SET report_count = $2 WHERE user_id = $1")
@@ -191,6 +194,45 @@ pub async fn apply(
                 }
             }
         }
+        PlatformUserEvent::BanAppealed {
+            appeal_id,
+            text,
+            banned_at,
+            ..
+        } => {
+            sqlx::query(
+                "INSERT INTO ban_appeals (appeal_id, user_id, text, banned_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(appeal_id)
+            .bind(user)
+            .bind(text)
+            .bind(banned_at)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        PlatformUserEvent::AppealDecided {
+            appeal_id,
+            outcome,
+            decided_by,
+            note,
+            ..
+        } => {
+            sqlx::query(
+                "UPDATE ban_appeals SET status = $2, decided_at = $3, decided_by = $4, note = $5
+                  WHERE appeal_id = $1",
+            )
+            .bind(appeal_id)
+            .bind(outcome.as_str())
+            .bind(at)
+            .bind(decided_by)
+            .bind(note)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The KV keys were settled with the vindication itself (`BanReviewed`).
+        PlatformUserEvent::IpBansLifted { .. } => {}
     }
     Ok(())
 }

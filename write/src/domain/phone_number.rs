@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use events::phone_number::{Category, PhoneNumberEvent};
+use events::platform_user::AppealOutcome;
 use phonenumber::{country, Mode, ParseError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -101,6 +102,18 @@ pub enum PhoneCommand {
         report_id: Uuid,
         moderator: String,
     },
+    /// The number's owner disputes its listing.
+    Dispute {
+        dispute_id: Uuid,
+        text: String,
+        email: Option<String>,
+    },
+    DecideDispute {
+        dispute_id: Uuid,
+        outcome: AppealOutcome,
+        moderator: String,
+        note: Option<String>,
+    },
 }
 
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -111,6 +124,18 @@ pub enum PhoneError {
     /// 409
     #[error("this report was already {0}")]
     AlreadyDecided(&'static str),
+    /// 409
+    #[error("this number is not listed as dangerous")]
+    NotListed,
+    /// 409
+    #[error("a dispute of this listing is open or was already decided")]
+    AlreadyDisputed,
+    /// 404
+    #[error("no such dispute")]
+    UnknownDispute,
+    /// 409
+    #[error("this dispute was already decided")]
+    DisputeDecided,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +148,10 @@ enum ReportStatus {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PhoneNumber {
     reports: HashMap<Uuid, ReportStatus>,
+    /// The latest dispute and whether it is decided.
+    dispute: Option<(Uuid, bool)>,
+    /// A report was approved since the latest dispute was filed (a new listing to dispute).
+    approved_since_dispute: bool,
     /// When each IP last had a counted report of this number.
     counted_at: HashMap<String, DateTime<Utc>>,
 }
@@ -130,6 +159,13 @@ pub struct PhoneNumber {
 /// The report id of a task's call evidence (UUIDv5 of the task id): filing it twice is a no-op.
 pub fn evidence_report_id(task_id: Uuid) -> Uuid {
     Uuid::new_v5(&task_id, b"call-evidence")
+}
+
+impl PhoneNumber {
+    /// Listed as dangerous: a moderator approved at least one report.
+    pub fn listed(&self) -> bool {
+        self.reports.values().any(|s| *s == ReportStatus::Approved)
+    }
 }
 
 /// Repeats from one IP inside this window count once.
@@ -228,6 +264,56 @@ impl Aggregate for PhoneNumber {
                     moderator,
                 }
             }
+            PhoneCommand::Dispute {
+                dispute_id,
+                text,
+                email,
+            } => {
+                if !self.listed() {
+                    return Err(PhoneError::NotListed);
+                }
+                match self.dispute {
+                    Some((_, false)) => return Err(PhoneError::AlreadyDisputed),
+                    Some((_, true)) if !self.approved_since_dispute => {
+                        return Err(PhoneError::AlreadyDisputed)
+                    }
+                    _ => {}
+                }
+                PhoneNumberEvent::NumberDisputed {
+                    dispute_id,
+                    text,
+                    email,
+                }
+            }
+            PhoneCommand::DecideDispute {
+                dispute_id,
+                outcome,
+                moderator,
+                note,
+            } => {
+                match self.dispute {
+                    Some((id, false)) if id == dispute_id => {}
+                    Some((id, true)) if id == dispute_id => return Err(PhoneError::DisputeDecided),
+                    _ => return Err(PhoneError::UnknownDispute),
+                }
+                let mut cleared: Vec<Uuid> = match outcome {
+                    AppealOutcome::Upheld => Vec::new(),
+                    AppealOutcome::Overturned => self
+                        .reports
+                        .iter()
+                        .filter(|(_, status)| **status == ReportStatus::Approved)
+                        .map(|(id, _)| *id)
+                        .collect(),
+                };
+                cleared.sort();
+                PhoneNumberEvent::DisputeDecided {
+                    dispute_id,
+                    outcome,
+                    moderator,
+                    note,
+                    cleared,
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -249,12 +335,27 @@ impl Aggregate for PhoneNumber {
             }
             PhoneNumberEvent::PhoneReportApproved { report_id, .. } => {
                 self.reports.insert(report_id, ReportStatus::Approved);
+                self.approved_since_dispute = true;
             }
             PhoneNumberEvent::PhoneReportRejected { report_id, .. } => {
                 self.reports.insert(report_id, ReportStatus::Rejected);
             }
             PhoneNumberEvent::PhoneReportDeleted { report_id, .. } => {
                 self.reports.remove(&report_id);
+            }
+            PhoneNumberEvent::NumberDisputed { dispute_id, .. } => {
+                self.dispute = Some((dispute_id, false));
+                self.approved_since_dispute = false;
+            }
+            PhoneNumberEvent::DisputeDecided {
+                dispute_id,
+                cleared,
+                ..
+            } => {
+                self.dispute = Some((dispute_id, true));
+                for id in cleared {
+                    self.reports.insert(id, ReportStatus::Rejected);
+                }
             }
         }
     }
@@ -443,5 +544,116 @@ mod tests {
                 moderator: "admin".into(),
             })
             .then_expect_error(PhoneError::UnknownReport);
+    }
+
+    fn approved(n: u128) -> PhoneNumberEvent {
+        PhoneNumberEvent::PhoneReportApproved {
+            report_id: Uuid::from_u128(n),
+            moderator: "mod".into(),
+        }
+    }
+
+    fn dispute(n: u128) -> PhoneCommand {
+        PhoneCommand::Dispute {
+            dispute_id: Uuid::from_u128(n),
+            text: "This is my bakery's number".into(),
+            email: None,
+        }
+    }
+
+    fn disputed(n: u128) -> PhoneNumberEvent {
+        PhoneNumberEvent::NumberDisputed {
+            dispute_id: Uuid::from_u128(n),
+            text: "This is my bakery's number".into(),
+            email: None,
+        }
+    }
+
+    fn decide(n: u128, outcome: AppealOutcome) -> PhoneCommand {
+        PhoneCommand::DecideDispute {
+            dispute_id: Uuid::from_u128(n),
+            outcome,
+            moderator: "mod".into(),
+            note: None,
+        }
+    }
+
+    fn decided(n: u128, outcome: AppealOutcome, cleared: &[u128]) -> PhoneNumberEvent {
+        PhoneNumberEvent::DisputeDecided {
+            dispute_id: Uuid::from_u128(n),
+            outcome,
+            moderator: "mod".into(),
+            note: None,
+            cleared: cleared.iter().map(|n| Uuid::from_u128(*n)).collect(),
+        }
+    }
+
+    #[test]
+    fn only_a_listed_number_is_disputed_and_one_dispute_is_open_at_a_time() {
+        Given::with(())
+            .given(vec![reported(1, "1.1.1.1", 0, true)])
+            .when(dispute(9))
+            .then_expect_error(PhoneError::NotListed);
+        let listed = vec![reported(1, "1.1.1.1", 0, true), approved(1)];
+        Given::with(())
+            .given(listed.clone())
+            .when(dispute(9))
+            .then_expect_events(vec![disputed(9)]);
+        let mut open = listed.clone();
+        open.push(disputed(9));
+        Given::with(())
+            .given(open.clone())
+            .when(dispute(10))
+            .then_expect_error(PhoneError::AlreadyDisputed);
+        // Upheld: not again, until a new report is approved.
+        let mut upheld = open;
+        upheld.push(decided(9, AppealOutcome::Upheld, &[]));
+        Given::with(())
+            .given(upheld.clone())
+            .when(dispute(10))
+            .then_expect_error(PhoneError::AlreadyDisputed);
+        Given::with(())
+            .given(upheld.clone())
+            .when(decide(9, AppealOutcome::Overturned))
+            .then_expect_error(PhoneError::DisputeDecided);
+        upheld.extend([reported(2, "2.2.2.2", 0, true), approved(2)]);
+        Given::with(())
+            .given(upheld)
+            .when(dispute(10))
+            .then_expect_events(vec![disputed(10)]);
+    }
+
+    #[test]
+    fn an_overturned_dispute_clears_every_approved_report() {
+        let history = vec![
+            reported(1, "1.1.1.1", 0, true),
+            reported(2, "2.2.2.2", 0, true),
+            reported(3, "3.3.3.3", 0, true),
+            approved(1),
+            approved(2),
+            disputed(9),
+        ];
+        Given::with(())
+            .given(history.clone())
+            .when(decide(9, AppealOutcome::Overturned))
+            .then_expect_events(vec![decided(9, AppealOutcome::Overturned, &[1, 2])]);
+        Given::with(())
+            .given(history.clone())
+            .when(decide(8, AppealOutcome::Upheld))
+            .then_expect_error(PhoneError::UnknownDispute);
+        let mut cleared = history;
+        cleared.push(decided(9, AppealOutcome::Overturned, &[1, 2]));
+        // No longer listed: nothing to dispute; the pending report can still be decided.
+        Given::with(())
+            .given(cleared.clone())
+            .when(dispute(10))
+            .then_expect_error(PhoneError::NotListed);
+        Given::with(())
+            .given(cleared)
+            .when(PhoneCommand::Approve {
+                report_id: Uuid::from_u128(3),
+                moderator: "mod".into(),
+            })
+            .then_expect_events(vec![approved(3)]);
     }
 }
