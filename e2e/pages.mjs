@@ -210,6 +210,40 @@ test('ban embed: a pending ban shows inline, without the blacklist link', async 
   assert.deepEqual(problems, []);
 });
 
+test('ban embed: a banned user appeals from the notice, once, and sees it pending', async () => {
+  const { page, problems } = await hostPage(env('PENDING_TOKEN'), 'overlay');
+  await page.getByTestId('ban-overlay').waitFor({ state: 'visible' });
+  await page.getByTestId('ban-embed-appeal-open').click();
+  const text = page.getByTestId('ban-embed-appeal-text');
+  await text.waitFor({ state: 'visible' });
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'ban-embed-appeal-text',
+    'the form takes the focus');
+  // An empty appeal is refused in the page, before any request.
+  await page.getByTestId('ban-embed-appeal-send').click();
+  assert.match(await page.getByTestId('ban-embed-appeal-message').textContent(), /say why/);
+  await text.fill('Someone else used my camera that night.');
+  await page.getByTestId('ban-embed-appeal-email').fill('pat@example.org');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  const state = page.getByTestId('ban-embed-appeal-status');
+  await state.waitFor({ state: 'visible', timeout: 10_000 });
+  assert.equal(await state.getAttribute('data-status'), 'pending');
+  await page.screenshot({ path: `${SHOTS}/ban-appeal.png` });
+  // Seen again later (once the read side has it): pending, and no second form is offered.
+  const again = await hostPage(env('PENDING_TOKEN'), 'inline');
+  const shown = again.page.getByTestId('ban-embed-appeal-status');
+  for (let i = 0; i < 20 && !(await shown.count()); i++) {
+    await again.page.waitForTimeout(250);
+    await again.page.reload();
+    await again.page.getByTestId('ban-embed').waitFor({ state: 'visible' });
+  }
+  await shown.waitFor({ state: 'visible', timeout: 10_000 });
+  assert.equal(await shown.getAttribute('data-status'), 'pending');
+  assert.equal(await again.page.getByTestId('ban-embed-appeal-open').count(), 0);
+  assert.deepEqual(problems, []);
+  assert.deepEqual(again.problems, []);
+});
+
 test('admin: sign in, review a pending ban, register a worker', async () => {
   const { page, problems } = await open('/admin');
   await page.getByTestId('login-username').fill('admin');
@@ -225,6 +259,18 @@ test('admin: sign in, review a pending ban, register a worker', async () => {
   await page.screenshot({ path: `${SHOTS}/admin-pending.png`, fullPage: true });
   await pending.getByTestId('review-permanent').click();
   await pending.waitFor({ state: 'detached', timeout: 15_000 });
+
+  // Pat appealed from the ban notice (above): the appeal is on the queue; overturning it lifts
+  // the (now permanent) ban.
+  await page.getByTestId('tab-appeals').click();
+  const appeal = page.getByTestId('appeal').filter({ hasText: env('PENDING_NAME') });
+  await appeal.waitFor({ state: 'visible', timeout: 15_000 });
+  assert.match(await appeal.getByTestId('appeal-text').textContent(), /Someone else used my camera/);
+  await appeal.getByTestId('appeal-note').fill('The reports were about another account.');
+  await page.screenshot({ path: `${SHOTS}/admin-appeals.png`, fullPage: true });
+  await appeal.getByTestId('appeal-overturn').click();
+  await appeal.waitFor({ state: 'detached', timeout: 15_000 });
+  assert.match(await page.getByTestId('admin-flash').textContent(), /Overturned/);
 
   await page.getByTestId('tab-workers').click();
   await page.getByTestId('worker-name').fill('browser-made');

@@ -85,6 +85,8 @@ pub struct AppState {
     /// Waits longer than this email the verdict (when an address was given).
     pub email_notify_after_seconds: i64,
     pub web: Arc<crate::config::WebConfig>,
+    /// Where the web pages are public (PUBLIC_BASE_URL), for links that leave the site.
+    pub public_base_url: String,
     /// How user reports are weighted (all off by default).
     pub weights: crate::config::ReportWeights,
     pub uploads_via_api: bool,
@@ -377,6 +379,11 @@ impl AppState {
             email_notify_after_seconds: config.email.email_notify_after_seconds,
             web: Arc::new(config.web.clone()),
             weights: config.weights,
+            public_base_url: config
+                .email
+                .public_base_url
+                .trim_end_matches('/')
+                .to_owned(),
             uploads_via_api: config.uploads_via_api,
             worker_store: Arc::new(event_store(&pool, events::worker::UPCASTERS)),
             revocation: pipeline::worker_access::revocation::Revocation {

@@ -26,6 +26,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("check.html", include_str!("../web/check.html")),
     ("numbers.html", include_str!("../web/numbers.html")),
     ("blacklist.html", include_str!("../web/blacklist.html")),
+    (
+        "blacklist_user.html",
+        include_str!("../web/blacklist_user.html"),
+    ),
     ("ban_notice.html", include_str!("../web/ban_notice.html")),
     ("admin.html", include_str!("../web/admin.html")),
 ];
@@ -195,6 +199,38 @@ pub async fn blacklist(
     query: Query<BlacklistQuery>,
 ) -> Response {
     blacklist_page(&s, ip, query.0, "/blacklist").await
+}
+
+/// `/blacklist/{userId}`: one banned user's public entry, a page to share (404 for anyone not
+/// permanently banned).
+pub async fn blacklist_user(
+    State(s): State<AppState>,
+    crate::client_ip::ClientIp(ip): crate::client_ip::ClientIp,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = crate::ratelimit::rate_limit(&s.public_reads, ip) {
+        return e.into_response();
+    }
+    let profile = match uuid::Uuid::parse_str(id.trim()) {
+        Ok(id) => crate::queries::blacklisted(&s, &id.to_string()).await,
+        Err(_) => Ok(None),
+    };
+    match profile {
+        Ok(Some(p)) => render(
+            "blacklist_user.html",
+            context! {
+                e => minijinja::Value::from_serialize(&p.entry),
+                categories => minijinja::Value::from_serialize(&p.reports_by_category),
+                base => s.public_base_url.clone(),
+            },
+        ),
+        Ok(None) => {
+            let mut page = render("blacklist_user.html", context! { missing => true });
+            *page.status_mut() = StatusCode::NOT_FOUND;
+            page
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 pub async fn ban_notice() -> Response {

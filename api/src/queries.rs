@@ -35,6 +35,9 @@ pub struct BlacklistQuery {
 #[derive(Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BlacklistEntry {
+    /// The platform user; `GET /report/blacklist/{userId}` and the page `/blacklist/{userId}`
+    /// show this entry alone (a shareable link).
+    pub user_id: String,
     #[schema(required = true)]
     pub user_name: Option<String>,
     #[schema(required = true)]
@@ -205,21 +208,60 @@ async fn blacklist_from_db(s: &AppState, query: &BlacklistQuery) -> Result<Black
         let at: DateTime<Utc> = r.get("banned_at");
         (at.timestamp_millis(), r.get::<String, _>("user_id"))
     });
-    let blacklist = rows
-        .iter()
-        .map(|r| BlacklistEntry {
-            user_name: r.get("name"),
-            user_selfie: r.get("picture"),
-            user_video: r.get("video"),
-            banned_at: ms(r.get("banned_at")),
-            banned_reason: r.get("banned_reason"),
-            report_count: r.get::<i32, _>("report_count").into(),
-        })
-        .collect();
+    let blacklist = rows.iter().map(entry).collect();
     Ok(Blacklist {
         blacklist,
         count,
         last_updated: ms(last_updated),
         next_cursor: next,
     })
+}
+
+fn entry(r: &sqlx::postgres::PgRow) -> BlacklistEntry {
+    BlacklistEntry {
+        user_id: r.get("user_id"),
+        user_name: r.get("name"),
+        user_selfie: r.get("picture"),
+        user_video: r.get("video"),
+        banned_at: ms(r.get("banned_at")),
+        banned_reason: r.get("banned_reason"),
+        report_count: r.get::<i32, _>("report_count").into(),
+    }
+}
+
+/// One user on the public blacklist, with what they were reported for.
+#[derive(Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlacklistProfile {
+    #[serde(flatten)]
+    pub entry: BlacklistEntry,
+    /// Reports per category (only categories with reports).
+    #[schema(value_type = BTreeMap<String, i64>)]
+    pub reports_by_category: std::collections::BTreeMap<String, i64>,
+    /// When the ban was confirmed, ms since the epoch.
+    #[schema(required = true)]
+    pub reviewed_at: Option<i64>,
+}
+
+/// The public entry of `user_id`: only a permanent ban is public (`None` for anyone else).
+pub async fn blacklisted(s: &AppState, user_id: &str) -> Result<Option<BlacklistProfile>> {
+    let Some(row) =
+        sqlx::query("SELECT * FROM platform_users WHERE user_id = $1 AND ban_status = 'permanent'")
+            .bind(user_id)
+            .fetch_optional(&s.pool)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let categories: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT category, count(*) FROM user_reports WHERE reported_user_id = $1 GROUP BY category",
+    )
+    .bind(user_id)
+    .fetch_all(&s.pool)
+    .await?;
+    Ok(Some(BlacklistProfile {
+        entry: entry(&row),
+        reports_by_category: categories.into_iter().collect(),
+        reviewed_at: ms(row.get("reviewed_at")),
+    }))
 }

@@ -37,6 +37,8 @@ fn open_to_banned_ips(path: &str) -> bool {
         // Host platforms' servers, authenticated by their API key.
         || path.starts_with("/api/v1/platform/")
         || path.starts_with("/api/v1/report/review/")
+        || path.starts_with("/api/v1/report/blacklist/")
+        || path.starts_with("/blacklist/")
         || path.starts_with("/docs")
         // A banned user still sees why: the ban notice, the public blacklist, their assets.
         || matches!(path, "/blacklist" | "/ban-notice" | "/admin")

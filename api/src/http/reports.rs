@@ -657,6 +657,45 @@ pub async fn blacklist(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/report/blacklist/{user_id}",
+    operation_id = "getBlacklistEntry",
+    tag = "reports",
+    summary = "One user on the public blacklist",
+    description = "Public; rate limited per IP; reachable from banned IPs. Only a permanent ban is public: anyone else is 404. The page `/blacklist/{userId}` shows the same entry (a shareable link). `Cache-Control: public, max-age=<BLACKLIST_CACHE_SECONDS>`.",
+    security(()),
+    params(("user_id" = Uuid, Path, description = "The platform user id.")),
+    responses(
+        (status = 200, description = "The entry.", body = crate::queries::BlacklistProfile, headers(("Cache-Control" = String, description = "`public, max-age=<seconds>`, or `no-cache` when caching is off."))),
+        (status = 404, description = "Not on the blacklist. Codes: `not_found`.", body = ErrorBody),
+        (status = 422, description = "Codes: `invalid_id`.", body = ErrorBody),
+        (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+        (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
+        (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn blacklist_entry(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(raw_id): Path<String>,
+) -> Result<impl IntoResponse> {
+    crate::ratelimit::rate_limit(&s.public_reads, ip)?;
+    let id = user_id(&raw_id, "userId")?.to_string();
+    let profile = crate::queries::blacklisted(&s, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{id} is not on the blacklist")))?;
+    let cache_control = match s.blacklist_cache.ttl().as_secs() {
+        0 => "no-cache".to_owned(),
+        secs => format!("public, max-age={secs}"),
+    };
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, cache_control)],
+        axum::Json(profile),
+    ))
+}
+
 /// Under the public read limit per IP, checked before the session is read (and recorded), so a
 /// flood of check-bans cannot feed a user's IP history.
 #[utoipa::path(

@@ -691,3 +691,75 @@ async fn admins_are_alerted_of_appeals_and_of_pending_reviews_piling_up() {
     );
     api.stop().await;
 }
+
+#[tokio::test]
+async fn a_banned_user_has_a_shareable_blacklist_page_and_nobody_else_does() {
+    let s = Stack::start().await;
+    let admin = admin_token(&s).await;
+    let gone = User::new("Gone Gary", "203.0.113.90");
+    let pending = User::new("Pending Paula", "203.0.113.91");
+    check_ban(&s, &s.api, &gone).await;
+    check_ban(&s, &s.api, &pending).await;
+    ban(&s, &s.api, &gone, 11, None).await;
+    ban(&s, &s.api, &pending, 12, None).await;
+    s.projected().await;
+    let r = crate::reports::review(&s, &admin, gone.id, "permanent").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    s.projected().await;
+
+    let get = |path: String| {
+        let s = &s;
+        async move {
+            s.http
+                .get(s.url(&path))
+                .header("x-forwarded-for", "203.0.113.90")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // From the banned user's own address too: the blacklist stays readable.
+    let r = get(format!("/api/v1/report/blacklist/{}", gone.id)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // (The tests run with BLACKLIST_CACHE_SECONDS=0.)
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    let entry: Value = r.json().await.unwrap();
+    assert_eq!(entry["userId"], gone.id.to_string());
+    assert_eq!(entry["userName"], "Gone Gary");
+    assert_eq!(entry["reportCount"], 4);
+    assert_eq!(entry["reportsByCategory"], json!({"other": 4}));
+    let seed_path = get(format!("/report/blacklist/{}", gone.id)).await;
+    assert_eq!(seed_path.status(), StatusCode::OK);
+    let list: Value = get("/api/v1/report/blacklist".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["blacklist"][0]["userId"], gone.id.to_string());
+
+    let page = get(format!("/blacklist/{}", gone.id)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Gone Gary") && html.contains(&format!("/blacklist/{}", gone.id)));
+    let list_page = get("/blacklist".into()).await.text().await.unwrap();
+    assert!(list_page.contains(&format!("href=\"/blacklist/{}\"", gone.id)));
+
+    // A pending ban, an unknown user and garbage are not on it.
+    for id in [pending.id.to_string(), Uuid::new_v4().to_string()] {
+        assert_eq!(
+            get(format!("/api/v1/report/blacklist/{id}")).await.status(),
+            StatusCode::NOT_FOUND
+        );
+        let page = get(format!("/blacklist/{id}")).await;
+        assert_eq!(page.status(), StatusCode::NOT_FOUND);
+        assert!(!page.text().await.unwrap().contains("Pending Paula"));
+    }
+    assert_eq!(
+        get("/api/v1/report/blacklist/nope".into()).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        get("/blacklist/nope".into()).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}

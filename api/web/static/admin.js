@@ -157,6 +157,10 @@
       });
     },
 
+    appeals: function (force) { return loadQueue(appealsQueue, force); },
+
+    disputes: function (force) { return loadQueue(disputesQueue, force); },
+
     reports: function (force) {
       var userId = $('reports-user').value.trim();
       var qs = '?limit=50' + (reportsPager.cursor() ? '&cursor=' + encodeURIComponent(reportsPager.cursor()) : '') +
@@ -295,10 +299,30 @@
     var selfie = bl.safeMediaUrl(u.userSelfie), video = bl.safeMediaUrl(u.userVideo);
     if (selfie) { var img = el('img', { alt: 'Selfie', loading: 'lazy', referrerpolicy: 'no-referrer', 'data-testid': 'pending-selfie' }); img.src = selfie; media.appendChild(img); }
     if (video) { var v = el('video', { controls: true, preload: 'metadata', 'data-testid': 'pending-video' }); v.src = video; media.appendChild(v); }
+    /* Coordination flags: a warning block, and each report they name marked "flagged". */
+    var flags = Array.isArray(u.coordination) ? u.coordination : [];
+    var flagged = {};          // reportId → kinds that name it
+    flags.forEach(function (f) {
+      (f.reportIds || []).forEach(function (id) { (flagged[id] = flagged[id] || []).push(coordinationKind(f.kind)); });
+    });
+    var warning = flags.length ? el('div', { class: 'coordination-warning', role: 'note', 'data-testid': 'pending-coordination' },
+      el('strong', null, 'Possible coordinated reporting:'),
+      el('ul', null, flags.map(function (f) {
+        return el('li', { 'data-testid': 'coordination-flag', 'data-kind': f.kind ? String(f.kind) : null },
+          coordinationKind(f.kind) + ': ' + (f.detail ? String(f.detail) : ''));
+      }))) : null;
     var reports = el('tbody');
     (u.reports || []).forEach(function (r) {
-      reports.appendChild(el('tr', { 'data-testid': 'pending-report' },
-        el('td', null, r.reporterName ? String(r.reporterName) : '', el('div', { class: 'muted small' }, String(r.reporterUserId || ''))),
+      var kinds = r.reportId ? flagged[r.reportId] : null;
+      var w = (r.weight === undefined || r.weight === null || r.weight === '') ? 1 : Number(r.weight);
+      var marks = [];
+      if (kinds) marks.push(el('span', { class: 'badge badge-warn', 'data-testid': 'report-flagged', title: 'Named by: ' + kinds.join(', ') }, 'flagged'));
+      if (w !== 1) marks.push(el('span', { class: 'badge', 'data-testid': 'report-weight', title: 'What this report counted towards the auto-ban threshold' },
+        'weight ' + (isNaN(w) ? String(r.weight) : String(Math.round(w * 100) / 100))));
+      reports.appendChild(el('tr', { 'data-testid': 'pending-report', 'data-report-id': r.reportId ? String(r.reportId) : null,
+        class: kinds ? 'flagged' : null, 'data-flagged': kinds ? 'true' : null },
+        el('td', null, r.reporterName ? String(r.reporterName) : '', el('div', { class: 'muted small' }, String(r.reporterUserId || '')),
+          marks.length ? el('div', { class: 'report-marks' }, marks) : null),
         el('td', null, r.reporterIp ? String(r.reporterIp) : '–'),
         el('td', null, r.reason ? String(r.reason) : '–'),
         el('td', null, bl.fmtTime(r.timestamp))));
@@ -306,6 +330,7 @@
     var card = el('article', { class: 'card', 'data-testid': 'pending-user', 'data-user-id': u.userId },
       el('h3', { 'data-testid': 'pending-name' }, u.userName ? String(u.userName) : 'Unnamed user'),
       el('div', { class: 'muted small' }, 'User id: ' + String(u.userId)),
+      warning,
       media,
       el('dl', { class: 'kv' },
         el('dt', null, 'Ban'), el('dd', null, badge(u.banStatus || 'temporary')),
@@ -346,6 +371,135 @@
       refresh(true);
     }).catch(ignoreAuth);
   }
+
+  /* ---------- appeals and number disputes: decision queues ---------- */
+  function coordinationKind(kind) { return kind === 'same_subnet' ? 'Same subnet' : kind === 'burst' ? 'Burst' : String(kind || 'Flag'); }
+  function setDisabled(nodes, on) { Array.prototype.forEach.call(nodes, function (b) { b.disabled = on; }); }
+  var drafts = {};            // note textarea id → text typed so far (survives the 5 s re-render)
+
+  function loadQueue(q, force) {
+    var status = $(q.prefix + '-status').value;
+    var qs = '?status=' + encodeURIComponent(status) + '&limit=20' + (q.pager.cursor() ? '&cursor=' + encodeURIComponent(q.pager.cursor()) : '');
+    return call('GET', q.path + qs).then(function (res) {
+      if (res.status !== 200) { showErr(res); return; }
+      showErr(null);
+      q.pager.setNext(res.body.nextCursor);
+      if (!changed(q.prefix, res.body, force)) return;
+      var list = $(q.prefix + '-list');
+      // A note being typed keeps its focus and caret through the re-render.
+      var active = document.activeElement, focusId = null, selStart = 0, selEnd = 0;
+      if (active && active.tagName === 'TEXTAREA' && active.id && list.contains(active)) { focusId = active.id; selStart = active.selectionStart; selEnd = active.selectionEnd; }
+      bl.clear(list);
+      var items = res.body[q.listKey] || [];
+      var which = status === 'all' ? '' : status + ' ';
+      $(q.prefix + '-count').textContent = items.length ? items.length + (res.body.nextCursor ? '+' : '') + ' ' + which + q.noun + '(s).' : '';
+      if (!items.length) { list.appendChild(el('div', { class: 'card empty', 'data-testid': q.prefix + '-empty' }, 'No ' + which + q.noun + 's.')); return; }
+      items.forEach(function (item) { list.appendChild(queueCard(q, item)); });
+      var t = focusId && $(focusId);
+      if (t) { t.focus(); try { t.setSelectionRange(selStart, selEnd); } catch (e) { /* ignore */ } }
+    });
+  }
+
+  function queueCard(q, item) {
+    var id = String(item[q.idKey]);
+    var card = el('article', { class: 'card', 'data-testid': q.one, 'data-id': id, 'data-status': item.status ? String(item.status) : null },
+      q.head(item),
+      el('dl', { class: 'kv' },
+        el('dt', null, 'Status'), el('dd', { 'data-testid': q.one + '-status' }, badge(item.status || '')),
+        q.facts(item),
+        el('dt', null, 'Submitted'), el('dd', null, bl.fmtTime(item.submittedAt)),
+        item.decidedAt ? [el('dt', null, 'Decided'), el('dd', { 'data-testid': q.one + '-decided' },
+          bl.fmtTime(item.decidedAt) + (item.decidedBy ? ' by ' + String(item.decidedBy) : ''))] : null,
+        item.note ? [el('dt', null, 'Note'), el('dd', { 'data-testid': q.one + '-note-shown' }, String(item.note))] : null),
+      el('h3', { style: 'margin-top:12px' }, q.textHeading),
+      el('div', { class: 'appeal-text', 'data-testid': q.one + '-text' }, String(item.text || '')));
+    if (item.status !== 'pending') return card;
+
+    var noteId = q.prefix + '-note-' + id;
+    var note = el('textarea', { id: noteId, name: 'note', maxlength: '1000', rows: '3', 'data-testid': q.one + '-note',
+      oninput: function () { drafts[noteId] = note.value; } });
+    note.value = drafts[noteId] || '';
+    var err = el('div', { class: 'form-error', role: 'alert', 'data-testid': q.one + '-error' });
+    var actions = el('div', { class: 'actions' });
+    var form = el('form', { class: 'decision-form', novalidate: true, onsubmit: function (ev) { ev.preventDefault(); } },
+      el('div', { class: 'field' },
+        el('label', { for: noteId }, q.noteLabel + ' ', el('span', { class: 'muted' }, '(optional)')),
+        note,
+        el('div', { class: 'hint' }, 'Sent with the outcome. At most 1000 characters.')),
+      actions, err);
+    function decide(decision) {
+      return function () {
+        var buttons = actions.querySelectorAll('button');
+        setDisabled(buttons, true);
+        bl.clearErrors(form);
+        var body = { decision: decision }, text = note.value.trim();
+        if (text) body.note = text;
+        call('POST', q.path + '/' + encodeURIComponent(id) + '/decision', body).then(function (res) {
+          if (res.status === 200) {
+            delete drafts[noteId];
+            flash(q.outcome(res.body || {}, item));
+            refresh(true);
+            return;
+          }
+          if (res.status === 409 || res.status === 404) { flash(bl.errorMessage(res)); refresh(true); return; }   // decided elsewhere: the list is stale
+          setDisabled(buttons, false);
+          if (res.body && res.body.error === 'note_too_long') bl.showError(note, bl.errorMessage(res));
+          else err.textContent = bl.errorMessage(res);
+        }).catch(ignoreAuth);
+      };
+    }
+    actions.appendChild(el('button', { type: 'button', class: 'btn-secondary', 'data-testid': q.one + '-uphold', onclick: decide('uphold') }, 'Uphold'));
+    actions.appendChild(el('button', { type: 'button', class: 'btn-ok', 'data-testid': q.one + '-overturn', onclick: decide('overturn') }, q.overturnLabel));
+    card.appendChild(form);
+    return card;
+  }
+
+  var appealsPager = pager('appeals-prev', 'appeals-next');
+  var disputesPager = pager('disputes-prev', 'disputes-next');
+  var appealsQueue = {
+    prefix: 'appeals', one: 'appeal', noun: 'appeal', path: '/admin/appeals', listKey: 'appeals', idKey: 'appealId', pager: appealsPager,
+    textHeading: 'Appeal', noteLabel: 'Note to the user', overturnLabel: 'Overturn (lift ban)',
+    head: function (a) {
+      return [el('h3', { 'data-testid': 'appeal-name' }, a.userName ? String(a.userName) : 'Unnamed user'),
+        el('div', { class: 'muted small' }, 'User id: ' + String(a.userId))];
+    },
+    facts: function (a) {
+      return [el('dt', null, 'Ban'), el('dd', { 'data-testid': 'appeal-ban-status' }, badge(a.banStatus || 'none')),
+        el('dt', null, 'Banned at'), el('dd', null, a.bannedAt ? bl.fmtTime(a.bannedAt) : '–'),
+        el('dt', null, 'Reason'), el('dd', null, a.bannedReason ? String(a.bannedReason) : '–'),
+        el('dt', null, 'Reports'), el('dd', { 'data-testid': 'appeal-report-count' }, String(a.reportCount || 0))];
+    },
+    outcome: function (b) {
+      if (b.status === 'overturned') {
+        var ips = Array.isArray(b.ipsLifted) ? b.ipsLifted : [];
+        return 'Overturned — ' + (b.banStatus === 'vindicated' || !b.banStatus ? 'ban lifted' : 'ban status now ' + b.banStatus) + '; ' +
+          (ips.length ? 'IPs unbanned: ' + ips.join(', ') : 'no IPs unbanned') + '.';
+      }
+      return 'Upheld — the ban stays' + (b.banStatus ? ' (' + b.banStatus + ')' : '') + '.';
+    }
+  };
+  var disputesQueue = {
+    prefix: 'disputes', one: 'dispute', noun: 'dispute', path: '/admin/phone-disputes', listKey: 'disputes', idKey: 'disputeId', pager: disputesPager,
+    textHeading: 'Dispute', noteLabel: 'Note to the disputer', overturnLabel: 'Overturn (unlist number)',
+    head: function (d) { return el('h3', { 'data-testid': 'dispute-number' }, String(d.phoneNumber || '')); },
+    facts: function (d) {
+      return [el('dt', null, 'Number'), el('dd', { 'data-testid': 'dispute-number-status' }, badge(d.numberStatus || 'unknown')),
+        el('dt', null, 'Approved reports'), el('dd', { 'data-testid': 'dispute-approved-reports' }, String(d.approvedReports || 0))];
+    },
+    outcome: function (b, d) {
+      var number = String(b.phoneNumber || d.phoneNumber || '');
+      if (b.status === 'overturned') {
+        var n = Array.isArray(b.clearedReports) ? b.clearedReports.length : 0;
+        return 'Overturned — ' + number + ' unlisted; ' + n + ' approved report(s) cleared.';
+      }
+      return 'Upheld — ' + number + ' stays listed.';
+    }
+  };
+  ['appeals', 'disputes'].forEach(function (k) {
+    var pg = k === 'appeals' ? appealsPager : disputesPager;
+    $(k + '-filter').addEventListener('submit', function (ev) { ev.preventDefault(); pg.reset(); refresh(true); });
+    $(k + '-status').addEventListener('change', function () { pg.reset(); refresh(true); });
+  });
 
   /* ---------- paging ---------- */
   function pager(prevId, nextId) {

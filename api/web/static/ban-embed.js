@@ -7,7 +7,9 @@
  * calls window[data-on-ban]({status, reviewStatus}) when given, dispatches a `blacklist:banned`
  * CustomEvent on document, and posts {type: 'blacklist:banned', status, reviewStatus} to this window.
  * A lifted ban (vindicated) is shown inline, never as an overlay. The public blacklist is linked
- * only for a permanent ban. Self-contained: inline styles, no globals.
+ * only for a permanent ban. A banned user can appeal from the notice, once per ban (a text and an
+ * optional email for the outcome); the appeal's state and the moderator's note show on it.
+ * Self-contained: inline styles, no globals.
  */
 (function () {
   'use strict';
@@ -67,6 +69,7 @@
       if (r.bannedAt) row('Since', fmt(r.bannedAt));
       if (r.reviewStatus) row('Review', r.reviewStatus === 'pending' ? 'pending' : r.reviewStatus === 'reviewed_ban' ? 'ban confirmed' : String(r.reviewStatus));
     }
+    box.appendChild(appealArea(b, look));
     // A pending ban is not a verdict: no link to the public list it is not on.
     if (b.banStatus === 'permanent') {
       var link = node('a', 'color:' + look.color + ';font-weight:600', 'View the public blacklist');
@@ -79,6 +82,99 @@
       box.appendChild(lp);
     }
     return { box: box, title: title };
+  }
+
+  var APPEAL = {
+    pending: 'Your appeal was received and is waiting for a moderator.',
+    upheld: 'A moderator reviewed your appeal and the ban stays.',
+    overturned: 'A moderator accepted your appeal and lifted the ban.'
+  };
+
+  /* The appeal: its state when there is one, else (while banned) a button that opens the form. */
+  function appealArea(b, look) {
+    var area = node('div', 'margin:10px 0 0;padding:10px 0 0;border-top:1px solid rgba(0,0,0,.12)');
+    area.setAttribute('data-testid', 'ban-embed-appeal');
+    var a = b.appeal;
+    if (a) {
+      var state = node('div', 'font-weight:600', APPEAL[a.status] || String(a.status));
+      state.setAttribute('data-testid', 'ban-embed-appeal-status');
+      state.setAttribute('data-status', String(a.status));
+      area.appendChild(state);
+      if (a.note) area.appendChild(node('div', 'margin:4px 0 0', 'Moderator\'s note: ' + a.note));
+      return area;
+    }
+    if (!b.isBanned) return area;
+    var open = node('button', 'font:inherit;padding:6px 14px;border-radius:6px;border:1px solid ' + look.color +
+      ';background:#fff;color:' + look.color + ';cursor:pointer;font-weight:600', 'Appeal this ban');
+    open.type = 'button';
+    open.setAttribute('data-testid', 'ban-embed-appeal-open');
+    area.appendChild(open);
+    open.addEventListener('click', function () {
+      area.removeChild(open);
+      area.appendChild(appealForm(area, look));
+    });
+    return area;
+  }
+
+  function appealForm(area, look) {
+    var form = node('form', 'display:flex;flex-direction:column;gap:6px;margin:0');
+    form.setAttribute('data-testid', 'ban-embed-appeal-form');
+    var field = 'display:block;box-sizing:border-box;width:100%;font:inherit;padding:6px 8px;border:1px solid #9aa3b2;border-radius:6px;background:#fff;color:#1d2330';
+    var id = 'bl-appeal-' + Math.random().toString(36).slice(2);
+    var textLabel = node('label', 'font-weight:600', 'Why should the ban be lifted?');
+    textLabel.htmlFor = id + '-text';
+    var text = node('textarea', field + ';min-height:90px');
+    text.id = id + '-text';
+    text.maxLength = 4000;
+    text.setAttribute('aria-required', 'true');
+    text.setAttribute('data-testid', 'ban-embed-appeal-text');
+    var mailLabel = node('label', 'font-weight:600', 'Email for the outcome (optional)');
+    mailLabel.htmlFor = id + '-email';
+    var mail = node('input', field);
+    mail.id = id + '-email';
+    mail.type = 'email';
+    mail.maxLength = 254;
+    mail.autocomplete = 'email';
+    mail.setAttribute('data-testid', 'ban-embed-appeal-email');
+    var send = node('button', 'align-self:flex-start;font:inherit;padding:6px 14px;border-radius:6px;border:0;background:' +
+      look.color + ';color:#fff;cursor:pointer;font-weight:600', 'Send appeal');
+    send.type = 'submit';
+    send.setAttribute('data-testid', 'ban-embed-appeal-send');
+    var msg = node('div', 'min-height:1.5em');
+    msg.setAttribute('role', 'status');
+    msg.setAttribute('data-testid', 'ban-embed-appeal-message');
+    [textLabel, text, mailLabel, mail, send, msg].forEach(function (n) { form.appendChild(n); });
+    form.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      if (!text.value.trim()) { msg.textContent = 'Please say why the ban should be lifted.'; text.focus(); return; }
+      send.disabled = true;
+      msg.textContent = 'Sending…';
+      fetch(origin + '/api/v1/report/appeal', {
+        method: 'POST', mode: 'cors', credentials: 'omit',
+        headers: { 'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json', 'Accept': 'application/json' },
+        body: JSON.stringify({ text: text.value, contactEmail: mail.value.trim() || null })
+      }).then(function (res) {
+        return res.json().catch(function () { return {}; }).then(function (body) { return { status: res.status, body: body }; });
+      }).then(function (r) {
+        if (r.status === 201 || (r.status === 409 && r.body.error === 'already_appealed')) {
+          while (area.firstChild) area.removeChild(area.firstChild);
+          var done = node('div', 'font-weight:600', APPEAL.pending);
+          done.setAttribute('data-testid', 'ban-embed-appeal-status');
+          done.setAttribute('data-status', 'pending');
+          done.setAttribute('tabindex', '-1');
+          area.appendChild(done);
+          try { done.focus(); } catch (e) { /* not focusable */ }
+          return;
+        }
+        send.disabled = false;
+        msg.textContent = (r.body && r.body.message) ? String(r.body.message) : 'The appeal could not be sent. Please try again.';
+      }).catch(function () {
+        send.disabled = false;
+        msg.textContent = 'The appeal could not be sent. Please try again.';
+      });
+    });
+    setTimeout(function () { try { text.focus(); } catch (e) { /* not focusable */ } }, 0);
+    return form;
   }
 
   function tellHost(b) {

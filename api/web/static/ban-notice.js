@@ -52,8 +52,46 @@
         el('dt', null, 'Reports'), el('dd', { 'data-testid': 'ban-report-count' }, String(r.reportCount || 0)),
         el('dt', null, 'Banned on'), el('dd', { 'data-testid': 'ban-date' }, r.bannedAt ? bl.fmtTime(r.bannedAt) : '–'),
         el('dt', null, 'Review'), el('dd', { 'data-testid': 'ban-review' }, REVIEW[r.reviewStatus] || (r.reviewStatus ? String(r.reviewStatus) : '–'))),
+      appealView(b),
       // A pending ban is not a verdict: no link to the public list it is not on.
       permanent ? el('p', null, el('a', { href: '/blacklist' }, 'See the public blacklist')) : null
     ]);
   });
+
+  var APPEAL = { pending: 'Your appeal was received and is waiting for a moderator.',
+    upheld: 'A moderator reviewed your appeal and the ban stays.',
+    overturned: 'A moderator accepted your appeal and lifted the ban.' };
+
+  /* The appeal's state, or the form to appeal (once per ban). */
+  function appealView(b) {
+    var section = el('section', { 'data-testid': 'appeal', 'aria-live': 'polite' }, el('h3', null, 'Appeal'));
+    if (b.appeal) {
+      section.appendChild(el('p', { 'data-testid': 'appeal-status', 'data-status': b.appeal.status }, APPEAL[b.appeal.status] || b.appeal.status));
+      if (b.appeal.note) section.appendChild(el('p', null, 'Moderator\'s note: ' + b.appeal.note));
+      return section;
+    }
+    var text = el('textarea', { id: 'appeal-text', maxlength: '4000', required: 'required', rows: '5', 'data-testid': 'appeal-text' });
+    var email = el('input', { id: 'appeal-email', type: 'email', maxlength: '254', autocomplete: 'email', 'data-testid': 'appeal-email' });
+    var msg = el('p', { class: 'form-error', role: 'status', 'data-testid': 'appeal-message' });
+    var form = el('form', { 'data-testid': 'appeal-form' },
+      el('label', { for: 'appeal-text' }, 'Why should the ban be lifted?'), text,
+      el('label', { for: 'appeal-email' }, 'Email for the outcome (optional)'), email,
+      el('button', { type: 'submit', 'data-testid': 'appeal-send' }, 'Send appeal'), msg);
+    form.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      msg.textContent = '';
+      bl.api('POST', '/report/appeal', { text: text.value, contactEmail: email.value.trim() || null }, token).then(function (res) {
+        if (res.status === 201) {
+          bl.clear(section);
+          section.appendChild(el('h3', null, 'Appeal'));
+          section.appendChild(el('p', { 'data-testid': 'appeal-status', 'data-status': 'pending' }, APPEAL.pending));
+        } else {
+          msg.textContent = bl.errorMessage(res);
+        }
+      });
+    });
+    section.appendChild(el('p', null, 'If you think the ban is a mistake, tell a moderator why. You can appeal once per ban.'));
+    section.appendChild(form);
+    return section;
+  }
 })();
