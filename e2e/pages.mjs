@@ -5,7 +5,7 @@
 //   BASE_URL, ADMIN_PASSWORD, BANNED_TOKEN (a permanently banned user's session token),
 //   BANNED_NAME, PENDING_NAME and PENDING_TOKEN (a user awaiting review), REPORTER_TOKEN and
 //   REPORT_TARGET (a user and the one the report widget is for), CALL_PATH (a spoken scam call, phone
-//   band), SHOTS_DIR, CHROMIUM_BIN
+//   band), DANGEROUS_NUMBER (a number listed dangerous), SHOTS_DIR, CHROMIUM_BIN
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -152,6 +152,25 @@ test('report widget: a report from the host page, by keyboard, then "Reported"',
   assert.equal(await known.isDisabled(), true);
   assert.deepEqual(problems, []);
   assert.deepEqual(again.problems, []);
+});
+
+test('numbers: the owner of a listed number disputes it from the number\'s page', async () => {
+  const number = env('DANGEROUS_NUMBER');
+  const { page, problems } = await open('/numbers?number=' + encodeURIComponent(number));
+  const status = page.getByTestId('lookup-status');
+  await status.waitFor({ state: 'visible' });
+  assert.equal(await status.getAttribute('data-status'), 'dangerous');
+  await page.getByTestId('dispute-open').click();
+  await page.getByTestId('dispute-submit').click();
+  assert.match(await page.getByTestId('dispute-text-error').textContent(), /Say why/);
+  await page.getByTestId('dispute-text').fill('This is the number of my bakery.');
+  await page.getByTestId('dispute-email').fill('baker@example.org');
+  await page.getByTestId('dispute-submit').click();
+  const done = page.getByTestId('dispute-success');
+  await done.waitFor({ state: 'visible' });
+  assert.match(await done.textContent(), /moderator will review/);
+  await page.screenshot({ path: `${SHOTS}/numbers-dispute.png`, fullPage: true });
+  assert.deepEqual(problems, []);
 });
 
 test('ban notice: a banned user sees why', async () => {

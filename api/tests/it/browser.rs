@@ -55,6 +55,27 @@ async fn every_page_works_in_a_real_browser() {
         review(&s, &admin, evil.id, "permanent").await.status(),
         StatusCode::OK
     );
+    // A number listed as dangerous (a report a moderator approved), for its owner to dispute.
+    let r = s
+        .http
+        .post(s.url("/api/v1/client/phones/report"))
+        .json(&serde_json::json!({"phoneNumber": "+14155550177", "category": "scam"}))
+        .send()
+        .await
+        .unwrap();
+    let report = r.json::<serde_json::Value>().await.unwrap()["reportId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.projected().await;
+    let r = s
+        .http
+        .post(s.url(&format!("/api/v1/admin/phones/{report}/approve")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     s.projected().await;
 
     // Browsers reach the local object store through the api's upload relay (it has no CORS).
@@ -84,6 +105,7 @@ async fn every_page_works_in_a_real_browser() {
             .env("REPORTER_TOKEN", User::new("Rita", "203.0.113.170").token)
             .env("REPORT_TARGET", uuid::Uuid::new_v4().to_string())
             .env("CALL_PATH", &call)
+            .env("DANGEROUS_NUMBER", "+14155550177")
             .env("SHOTS_DIR", &shots)
             .env("CHROMIUM_BIN", &chromium)
             .output(),

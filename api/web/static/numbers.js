@@ -1,4 +1,4 @@
-/* Phone numbers: look-up and report. */
+/* Phone numbers: look-up (also from /numbers?number=…), the owner's dispute of a listing, report. */
 (function () {
   'use strict';
   var bl = window.bl;
@@ -46,6 +46,46 @@
     var flagged = Number(p.flaggedCalls || 0);
     $('lookup-flagged').textContent = flagged ? flagged + (flagged === 1 ? ' call judged a scam' : ' calls judged a scam') : '–';
     $('lookup-result').hidden = false;
+    shown = String(p.phoneNumber || '');
+    $('dispute').hidden = status !== 'dangerous';
+    $('dispute-success').hidden = true;
+  }
+
+  /* ---------- dispute (the number's owner) ---------- */
+  var shown = '';
+  var disputeForm = $('dispute-form');
+  var DISPUTE_FIELDS = {
+    text_required: 'dispute-text', text_too_long: 'dispute-text', email_required: 'dispute-email',
+    invalid_email: 'dispute-email', captcha_failed: $('dispute-turnstile-error') ? 'dispute-turnstile-error' : null
+  };
+  disputeForm.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    bl.clearErrors(disputeForm);
+    var text = $('dispute-text').value.trim();
+    var email = $('dispute-email').value.trim();
+    var ok = true;
+    if (!text) { bl.showError('dispute-text', 'Say why the listing is wrong.'); ok = false; }
+    if (!email) { bl.showError('dispute-email', 'Give an email address for the decision.'); ok = false; }
+    if (!ok || !shown) return;
+    var btn = $('dispute-submit');
+    btn.disabled = true;
+    bl.api('POST', '/client/phones/' + encodeURIComponent(shown) + '/dispute',
+      { text: text, contactEmail: email, turnstileToken: bl.turnstileToken(disputeForm) }).then(function (res) {
+      btn.disabled = false;
+      bl.resetTurnstile();
+      if (res.status !== 201) { bl.showApiError(disputeForm, res, DISPUTE_FIELDS); return; }
+      var box = $('dispute-success');
+      box.textContent = 'Thank you. A moderator will review the listing of ' + shown + ' and email you the decision.';
+      box.hidden = false;
+      $('dispute-text').value = '';
+    });
+  });
+
+  // A link to a number's page: /numbers?number=%2B14155550100
+  var linked = new URLSearchParams(location.search).get('number');
+  if (linked) {
+    $('lookup-number').value = linked;
+    lookupForm.requestSubmit ? lookupForm.requestSubmit() : lookupForm.dispatchEvent(new Event('submit', { cancelable: true }));
   }
 
   /* ---------- report ---------- */
