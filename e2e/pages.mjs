@@ -139,6 +139,7 @@ test('report widget: a report from the host page, by keyboard, then "Reported"',
   await button.click();
   await page.getByTestId('report-category').selectOption('harassment');
   await page.getByTestId('report-reason').fill('insults on camera');
+  await page.getByTestId('report-email').fill('rita@example.org');
   const accent = await page.getByTestId('report-submit').evaluate((b) => getComputedStyle(b).backgroundColor);
   assert.equal(accent, 'rgb(106, 27, 154)', "the host's --bl-accent styles the dialog too");
   await page.screenshot({ path: `${SHOTS}/report-widget.png` });

@@ -142,6 +142,7 @@ async fn with_email(s: &Stack) -> (Instance, Mailbox) {
     let mut cfg = config(&s.db.url, &s.nats);
     cfg.email.resend_api_key = Some("re_test".to_owned().into());
     cfg.email.resend_api_url = resend;
+    cfg.email.admin_alert_emails = vec!["mod@example.org".into()];
     let api = start_api(cfg).await;
     s.wait_ready(&api.base).await;
     (api, seen)
@@ -309,7 +310,7 @@ async fn a_banned_user_appeals_once_and_an_overturn_lifts_the_ban_but_not_a_shar
         .unwrap()
         .to_owned();
     s.projected().await;
-    let r = decide(bob_appeal, json!({"decision": "uphold"})).await;
+    let r = decide(bob_appeal.clone(), json!({"decision": "uphold"})).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["banStatus"], "temporary");
     s.projected().await;
@@ -330,12 +331,24 @@ async fn a_banned_user_appeals_once_and_an_overturn_lifts_the_ban_but_not_a_shar
         .as_str()
         .unwrap()
         .contains("did not break the rules"));
+    // The admins heard of both appeals.
+    let to_mods = emails_to(&seen, "mod@example.org", 2).await;
+    let mut keys: Vec<&str> = to_mods.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort();
+    let mut want = [
+        format!("alert-appeal-{appeal_id}"),
+        format!("alert-appeal-{bob_appeal}"),
+    ];
+    want.sort();
+    assert_eq!(keys, want);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        seen.lock().unwrap().len(),
-        2,
-        "Bob gave no address; nothing else is sent"
-    );
+    let others = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, body)| body["to"] != json!(["mod@example.org"]))
+        .count();
+    assert_eq!(others, 2, "Bob gave no address; nothing else is sent");
 
     // A host platform hears of the appeal, the lifted ban and which IPs stay banned.
     let platform: Value = admin_post(

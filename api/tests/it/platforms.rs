@@ -379,12 +379,12 @@ async fn webhooks_are_signed_retried_in_order_and_every_attempt_is_visible() {
         review(&s, &admin, target.id, "vindicated").await.status(),
         StatusCode::OK
     );
-    let three = testkit::eventually(Duration::from_secs(20), || async {
-        (got.lock().unwrap().len() >= 3).then_some(())
+    let four = testkit::eventually(Duration::from_secs(20), || async {
+        (got.lock().unwrap().len() >= 4).then_some(())
     })
     .await;
     assert!(
-        three.is_some(),
+        four.is_some(),
         "no review delivered: {:?}",
         got.lock().unwrap()
     );
@@ -394,9 +394,18 @@ async fn webhooks_are_signed_retried_in_order_and_every_attempt_is_visible() {
         .map(|(_, _, b)| serde_json::from_str(b).unwrap())
         .collect();
     let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["UserAutoBanned", "UserAutoBanned", "BanReviewed"]);
+    assert_eq!(
+        kinds,
+        [
+            "UserAutoBanned",
+            "UserAutoBanned",
+            "BanReviewed",
+            "IpBansLifted"
+        ]
+    );
     assert_eq!(got[0].1, got[1].1, "the retry carries the same event id");
     assert_eq!(bodies[2]["banStatus"], "vindicated");
+    assert_eq!(bodies[3]["ips"], bodies[0]["ips"], "nobody else holds them");
     for ((signature, id, raw), body) in got.iter().zip(&bodies) {
         assert_eq!(body["cursor"].as_str(), Some(id.as_str()));
         assert!(
@@ -419,10 +428,10 @@ async fn webhooks_are_signed_retried_in_order_and_every_attempt_is_visible() {
             .await
             .unwrap();
         let items = list["items"].as_array().cloned().unwrap_or_default();
-        (items.len() >= 3).then_some(items)
+        (items.len() >= 4).then_some(items)
     })
     .await
-    .expect("three attempts listed");
+    .expect("four attempts listed");
     let outcomes: Vec<(&str, i64)> = attempts
         .iter()
         .rev()
@@ -435,7 +444,12 @@ async fn webhooks_are_signed_retried_in_order_and_every_attempt_is_visible() {
         .collect();
     assert_eq!(
         outcomes,
-        [("failed", 1), ("delivered", 2), ("delivered", 1)]
+        [
+            ("failed", 1),
+            ("delivered", 2),
+            ("delivered", 1),
+            ("delivered", 1)
+        ]
     );
     assert_eq!(attempts.last().unwrap()["status"], 500);
 

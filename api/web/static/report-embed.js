@@ -2,7 +2,8 @@
  * blacklist report button for host platforms.
  *   <script src="https://<blacklist host>/static/report-embed.js" data-token="<reporter's session token>"
  *           data-reported-user="<the reported user's id>" data-target="#elementId"></script>
- * Renders a "Report" button into the target; it opens a dialog (category, optional reason) and files
+ * Renders a "Report" button into the target; it opens a dialog (category, optional reason, optional
+ * email to hear the outcome of the review) and files
  * the report. A pair already reported shows a disabled "Reported" button. Keyboard accessible (the
  * dialog takes focus, Escape closes it, focus returns to the button). Styled with CSS variables the
  * host may set on the target: --bl-accent, --bl-text, --bl-bg, --bl-radius, --bl-font.
@@ -105,6 +106,14 @@
     reason.id = 'bl-report-reason';
     reason.maxLength = 2000;
     reason.setAttribute('data-testid', 'report-reason');
+    var mailLabel = node('label', 'display:block;font-weight:600;margin:12px 0 4px', 'Email me the outcome (optional)');
+    mailLabel.htmlFor = 'bl-report-email';
+    var mail = node('input', 'width:100%;box-sizing:border-box;font:inherit;padding:6px;border-radius:' + RADIUS);
+    mail.id = 'bl-report-email';
+    mail.type = 'email';
+    mail.maxLength = 254;
+    mail.autocomplete = 'email';
+    mail.setAttribute('data-testid', 'report-email');
     var error = node('p', 'color:' + ACCENT + ';margin:8px 0 0;min-height:1.2em');
     error.setAttribute('role', 'alert');
     error.setAttribute('data-testid', 'report-error');
@@ -117,7 +126,7 @@
     submit.setAttribute('data-testid', 'report-submit');
     actions.appendChild(cancel);
     actions.appendChild(submit);
-    [catLabel, select, reasonLabel, reason, error, actions].forEach(function (n) { dialog.appendChild(n); });
+    [catLabel, select, reasonLabel, reason, mailLabel, mail, error, actions].forEach(function (n) { dialog.appendChild(n); });
     layer.appendChild(dialog);
     layer.addEventListener('click', function (e) { if (e.target === layer) close(); });
     cancel.addEventListener('click', close);
@@ -125,7 +134,8 @@
       e.preventDefault();
       submit.disabled = true;
       error.textContent = '';
-      call('POST', '/report/user', { reportedUserId: reported, category: select.value, reason: reason.value || null })
+      call('POST', '/report/user', { reportedUserId: reported, category: select.value, reason: reason.value || null,
+        notifyEmail: mail.value.trim() || null })
         .then(function (res) {
           if (res.status === 201 || (res.body && res.body.error === 'already_reported')) {
             markReported();
