@@ -70,6 +70,39 @@ pub fn outcome_of(raw: Option<&str>) -> Result<AppealOutcome> {
     }
 }
 
+/// A page of a decision queue (`ban_appeals`, `phone_disputes`): `select` names the rows as `q`
+/// (with any joins) and `id` their key column; oldest first by `q.created_at`, filtered by the
+/// `status` query parameter.
+pub async fn queue_page(
+    pool: &PgPool,
+    select: &str,
+    id: &str,
+    query: &AppealQuery,
+) -> Result<(Vec<sqlx::postgres::PgRow>, Option<String>)> {
+    let status = status_filter(query.status.as_deref())?;
+    let limit = query.page.limit()?;
+    let after: Option<(i64, Uuid)> = query.page.cursor()?;
+    let rows = sqlx::query(&format!(
+        "{select}
+          WHERE ($1::text IS NULL OR q.status = $1)
+            AND ($2::bigint IS NULL
+                 OR (EXTRACT(EPOCH FROM q.created_at) * 1000000)::bigint > $2
+                 OR ((EXTRACT(EPOCH FROM q.created_at) * 1000000)::bigint = $2 AND q.{id} > $3))
+          ORDER BY q.created_at, q.{id}
+          LIMIT $4"
+    ))
+    .bind(status)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1).unwrap_or_default())
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(split_page(rows, limit, |r| {
+        let at: DateTime<Utc> = r.get("created_at");
+        (at.timestamp_micros(), r.get::<Uuid, _>(id))
+    }))
+}
+
 /// The IPs of `user` that another banned user also holds: a vindication keeps them banned.
 pub async fn shared_ips(pool: &PgPool, user: &str) -> Result<BTreeSet<String>> {
     let ips: Vec<String> = sqlx::query_scalar(
@@ -287,29 +320,14 @@ pub async fn list(
     _admin: AdminSession,
     Query(q): Query<AppealQuery>,
 ) -> Result<impl IntoResponse> {
-    let status = status_filter(q.status.as_deref())?;
-    let limit = q.page.limit()?;
-    let after: Option<(i64, Uuid)> = q.page.cursor()?;
-    let rows = sqlx::query(
-        "SELECT a.*, u.name, u.ban_status, u.banned_reason, u.report_count
-           FROM ban_appeals a LEFT JOIN platform_users u ON u.user_id = a.user_id
-          WHERE ($1::text IS NULL OR a.status = $1)
-            AND ($2::bigint IS NULL
-                 OR (EXTRACT(EPOCH FROM a.created_at) * 1000000)::bigint > $2
-                 OR ((EXTRACT(EPOCH FROM a.created_at) * 1000000)::bigint = $2 AND a.appeal_id > $3))
-          ORDER BY a.created_at, a.appeal_id
-          LIMIT $4",
+    let (rows, next_cursor) = queue_page(
+        &s.pool,
+        "SELECT q.*, u.name, u.ban_status, u.banned_reason, u.report_count
+           FROM ban_appeals q LEFT JOIN platform_users u ON u.user_id = q.user_id",
+        "appeal_id",
+        &q,
     )
-    .bind(status)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1).unwrap_or_default())
-    .bind(limit + 1)
-    .fetch_all(&s.pool)
     .await?;
-    let (rows, next_cursor) = split_page(rows, limit, |r| {
-        let at: DateTime<Utc> = r.get("created_at");
-        (at.timestamp_micros(), r.get::<Uuid, _>("appeal_id"))
-    });
     let appeals: Vec<AppealView> = rows
         .iter()
         .map(|r| AppealView {

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::appeals::{
-    contact_email, outcome_of, status_filter, AppealDecisionRequest, AppealQuery, AppealStatus,
+    contact_email, outcome_of, queue_page, AppealDecisionRequest, AppealQuery, AppealStatus,
     MAX_APPEAL_CHARS, MAX_NOTE_CHARS,
 };
 use super::extract::{optional_text, Json, Query, RequestId};
@@ -24,7 +24,6 @@ use crate::client_ip::ClientIp;
 use crate::commands::execute_returning;
 use crate::domain::phone_number::PhoneCommand;
 use crate::error::{ApiError, Result};
-use crate::paging::split_page;
 use crate::ratelimit::rate_limit;
 
 #[derive(Deserialize, ToSchema)]
@@ -179,29 +178,14 @@ pub async fn list(
     _admin: AdminSession,
     Query(q): Query<AppealQuery>,
 ) -> Result<impl IntoResponse> {
-    let status = status_filter(q.status.as_deref())?;
-    let limit = q.page.limit()?;
-    let after: Option<(i64, Uuid)> = q.page.cursor()?;
-    let rows = sqlx::query(
-        "SELECT d.*, n.status AS number_status, n.approved_reports
-           FROM phone_disputes d LEFT JOIN phone_numbers n ON n.phone_number = d.phone_number
-          WHERE ($1::text IS NULL OR d.status = $1)
-            AND ($2::bigint IS NULL
-                 OR (EXTRACT(EPOCH FROM d.created_at) * 1000000)::bigint > $2
-                 OR ((EXTRACT(EPOCH FROM d.created_at) * 1000000)::bigint = $2 AND d.dispute_id > $3))
-          ORDER BY d.created_at, d.dispute_id
-          LIMIT $4",
+    let (rows, next_cursor) = queue_page(
+        &s.pool,
+        "SELECT q.*, n.status AS number_status, n.approved_reports
+           FROM phone_disputes q LEFT JOIN phone_numbers n ON n.phone_number = q.phone_number",
+        "dispute_id",
+        &q,
     )
-    .bind(status)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1).unwrap_or_default())
-    .bind(limit + 1)
-    .fetch_all(&s.pool)
     .await?;
-    let (rows, next_cursor) = split_page(rows, limit, |r| {
-        let at: DateTime<Utc> = r.get("created_at");
-        (at.timestamp_micros(), r.get::<Uuid, _>("dispute_id"))
-    });
     let disputes: Vec<DisputeView> = rows
         .iter()
         .map(|r| DisputeView {
