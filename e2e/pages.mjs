@@ -8,7 +8,7 @@
 //   band), DANGEROUS_NUMBER (a number listed dangerous), SHOTS_DIR, CHROMIUM_BIN
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const env = (k) => { const v = process.env[k]; assert.ok(v, `${k} is required`); return v; };
@@ -181,6 +181,11 @@ test('ban notice: a banned user sees why', async () => {
   assert.match((await page.getByTestId('ban-notice').textContent()).toLowerCase(), /permanent/);
   assert.ok(!page.url().includes('token='), 'the token leaves the address bar');
   await page.screenshot({ path: `${SHOTS}/ban-notice.png`, fullPage: true });
+  // The right of access: everything held about them, as a file.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('my-data').click()]);
+  const held = JSON.parse(readFileSync(await download.path(), 'utf8'));
+  assert.equal(held.profile.banStatus, 'permanent');
+  assert.equal(held.reportsAgainst.length, 4);
   assert.deepEqual(problems, []);
 });
 

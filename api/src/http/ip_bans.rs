@@ -27,6 +27,7 @@ fn open_to_banned_ips(path: &str) -> bool {
         "/api/v1/report/blacklist"
             | "/api/v1/report/check-ban"
             | "/api/v1/report/appeal"
+            | "/api/v1/report/my-data"
             | "/api/v1/report/pending"
             | "/api/v1/report/stats"
             | "/api/v1/report/reports"

@@ -7,6 +7,7 @@ mod disputes;
 pub mod docs;
 pub mod extract;
 mod ip_bans;
+mod my_data;
 pub mod openapi;
 pub mod phones;
 mod platforms;
@@ -105,6 +106,7 @@ pub fn report_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::reports))
         .routes(routes!(reports::status))
         .routes(routes!(appeals::appeal))
+        .routes(routes!(my_data::mine))
 }
 
 /// The `/api/v1` operations, each routed from its `#[utoipa::path]` (which documents it), with
@@ -157,6 +159,7 @@ pub fn api_routes(
         .routes(routes!(disputes::dispute))
         .routes(routes!(disputes::list))
         .routes(routes!(disputes::decide))
+        .routes(routes!(my_data::subject))
         .merge(report_routes())
         .layer(timeout(request_timeout))
         .merge(upload)

@@ -202,7 +202,7 @@ fn openapi_document() {}
     info(
         title = "blacklist API",
         version = "1.0.0",
-        description = "Voice scam analysis, phone-number reporting, and platform-user reports/bans. Errors are `{\"error\": \"<snake_case_code>\", \"message\": \"…\"}`. Ids are UUIDs; times are RFC 3339 except `bannedAt`, `reviewedAt`, `timestamp`, `lastUpdated` (milliseconds since the epoch). Lists take `limit` (default 50, max 500) and an opaque `cursor` and return `nextCursor` (null at the end). A request from a banned IP gets 403 `AccessDenied` before any other processing, except on `/report/blacklist`, `/report/check-ban`, `/report/appeal`, the admin endpoints (`/admin/*`, `/report/pending`, `/report/review/*`, `/report/stats`, `/report/reports`) and the operational endpoints. Public writes require a Cloudflare Turnstile token in `turnstileToken` (403 `captcha_failed`) when TURNSTILE_SECRET_KEY is configured.",
+        description = "Voice scam analysis, phone-number reporting, and platform-user reports/bans. Errors are `{\"error\": \"<snake_case_code>\", \"message\": \"…\"}`. Ids are UUIDs; times are RFC 3339 except `bannedAt`, `reviewedAt`, `timestamp`, `lastUpdated` (milliseconds since the epoch). Lists take `limit` (default 50, max 500) and an opaque `cursor` and return `nextCursor` (null at the end). A request from a banned IP gets 403 `AccessDenied` before any other processing, except on `/report/blacklist`, `/report/check-ban`, `/report/appeal`, `/report/my-data`, `/report/blacklist/{userId}`, the admin endpoints (`/admin/*`, `/report/pending`, `/report/review/*`, `/report/stats`, `/report/reports`) and the operational endpoints. Public writes require a Cloudflare Turnstile token in `turnstileToken` (403 `captcha_failed`) when TURNSTILE_SECRET_KEY is configured.",
         license(name = "MIT")
     ),
     servers((url = "/api/v1")),
@@ -214,6 +214,7 @@ fn openapi_document() {}
         (name = "phones", description = "Phone number reporting and moderation"),
         (name = "reports", description = "User reports, bans and the blacklist. Every `/report/*` path also answers at the root (`/report/user`, `/report/check-ban`, …), where the reporting system's original document puts them."),
         (name = "appeals", description = "Appeals of user bans and disputes of listed phone numbers"),
+        (name = "privacy", description = "Personal data: the right of access"),
         (name = "platforms", description = "Host platforms: registration, and the ban feed they follow with their API key"),
         (name = "ops", description = "Operational endpoints")
     ),

@@ -776,3 +776,138 @@ async fn a_banned_user_has_a_shareable_blacklist_page_and_nobody_else_does() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_user_downloads_everything_held_about_them_and_an_admin_can_too() {
+    let s = Stack::start().await;
+    let admin = admin_token(&s).await;
+    let zoe = User::new("Zoe", "203.0.113.80");
+    check_ban(&s, &s.api, &zoe).await;
+    check_ban(&s, &s.api, &zoe.from("203.0.113.81")).await;
+    // Zoe reports someone (asking for the outcome), and is reported and banned herself.
+    let other = User::new("Other", "203.0.113.82");
+    let r = post(
+        &s,
+        &s.api,
+        "/api/v1/report/user",
+        &zoe,
+        json!({"reportedUserId": other.id, "category": "spam", "reason": "links", "notifyEmail": "zoe@example.org"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    ban(&s, &s.api, &zoe, 13, None).await;
+    let r = post(
+        &s,
+        &s.api,
+        "/api/v1/report/appeal",
+        &zoe,
+        json!({"text": "I was hacked", "contactEmail": "zoe2@example.org"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    s.projected().await;
+
+    // From her banned address: access is a right the ban does not take away.
+    let r = s
+        .http
+        .get(s.url("/api/v1/report/my-data"))
+        .bearer_auth(&zoe.token)
+        .header("x-forwarded-for", zoe.ip())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let mine: Value = r.json().await.unwrap();
+    assert_eq!(mine["userId"], zoe.id.to_string());
+    assert_eq!(mine["profile"]["name"], "Zoe");
+    assert_eq!(mine["profile"]["banStatus"], "temporary");
+    let ips: Vec<&str> = mine["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(ips, ["203.0.113.80", "203.0.113.81"]);
+    assert_eq!(mine["bannedIps"], json!(["203.0.113.80", "203.0.113.81"]));
+    assert_eq!(mine["reportsAgainst"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        mine["reportsFiled"][0]["reportedUserId"],
+        other.id.to_string()
+    );
+    assert_eq!(mine["reportsFiled"][0]["category"], "spam");
+    assert_eq!(mine["appeals"][0]["text"], "I was hacked");
+    assert_eq!(
+        mine["contactEmails"],
+        json!(["zoe2@example.org", "zoe@example.org"])
+    );
+    // Nobody else is named: not the reporters, not their addresses.
+    let text = mine.to_string();
+    assert!(
+        !text.contains("192.0.13."),
+        "a reporter's address is in the export"
+    );
+    assert!(!text.contains("reporter"), "{text}");
+
+    // The admin gets the same export; unknown subjects and kinds are 404, garbage 422.
+    let get = |path: String| {
+        let (s, admin) = (&s, &admin);
+        async move {
+            s.http
+                .get(s.url(&path))
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = get(format!(
+        "/api/v1/admin/subjects/platform_user/{}/data",
+        zoe.id
+    ))
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let theirs: Value = r.json().await.unwrap();
+    assert_eq!(theirs["reportsAgainst"], mine["reportsAgainst"]);
+    assert_eq!(theirs["contactEmails"], mine["contactEmails"]);
+    for (path, status) in [
+        (
+            format!(
+                "/api/v1/admin/subjects/platform_user/{}/data",
+                Uuid::new_v4()
+            ),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/api/v1/admin/subjects/planet/{}/data", zoe.id),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/v1/admin/subjects/platform_user/nope/data".to_owned(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        assert_eq!(get(path.clone()).await.status(), status, "{path}");
+    }
+    let r = s
+        .http
+        .get(s.url(&format!(
+            "/api/v1/admin/subjects/platform_user/{}/data",
+            zoe.id
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = s
+        .http
+        .get(s.url("/api/v1/report/my-data"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

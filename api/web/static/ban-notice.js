@@ -53,10 +53,29 @@
         el('dt', null, 'Banned on'), el('dd', { 'data-testid': 'ban-date' }, r.bannedAt ? bl.fmtTime(r.bannedAt) : '–'),
         el('dt', null, 'Review'), el('dd', { 'data-testid': 'ban-review' }, REVIEW[r.reviewStatus] || (r.reviewStatus ? String(r.reviewStatus) : '–'))),
       appealView(b),
+      dataDownload(),
       // A pending ban is not a verdict: no link to the public list it is not on.
       permanent ? el('p', null, el('a', { href: '/blacklist' }, 'See the public blacklist')) : null
     ]);
   });
+
+  /* The right of access: everything held about the user, as a JSON file. */
+  function dataDownload() {
+    var msg = el('span', { role: 'status', 'data-testid': 'my-data-message' });
+    var button = el('button', { type: 'button', class: 'btn-secondary', 'data-testid': 'my-data' }, 'Download my data');
+    button.addEventListener('click', function () {
+      msg.textContent = '';
+      bl.api('GET', '/report/my-data', null, token).then(function (res) {
+        if (res.status !== 200 || !res.body) { msg.textContent = bl.errorMessage(res); return; }
+        var blob = new Blob([JSON.stringify(res.body, null, 2)], { type: 'application/json' });
+        var link = el('a', { href: URL.createObjectURL(blob), download: 'blacklist-my-data.json' });
+        document.body.appendChild(link);
+        link.click();
+        link.remove();
+      });
+    });
+    return el('p', null, button, ' ', msg);
+  }
 
   var APPEAL = { pending: 'Your appeal was received and is waiting for a moderator.',
     upheld: 'A moderator reviewed your appeal and the ban stays.',
