@@ -17,7 +17,7 @@ CARGO ?= cargo
 # Extra arguments for the test runner or the bench binary: make test ARGS='-p api'
 ARGS ?=
 
-.PHONY: help up down clean test bench eval model train-model openapi fmt lint
+.PHONY: help up down clean test bench eval model train-model openapi fmt lint backup restore
 
 help: ## List the targets
 	@echo 'usage: make <target>   (CARGO_TARGET_DIR=$(CARGO_TARGET_DIR))'
@@ -32,6 +32,12 @@ down: ## Stop everything `make up` started
 
 clean: ## make down, then remove .dev/ (local data, logs, secrets)
 	@bash scripts/dev-clean.sh
+
+backup: ## Copy the database (the source of truth) to backups/<time>/ or DIR=…
+	@bash scripts/backup.sh $(DIR)
+
+restore: ## Put a backup back (DIR=…; make down first; FORCE=1 over existing events)
+	@bash scripts/restore.sh $(DIR)
 
 test: ## Run the workspace tests (nextest if installed) against a real nats-server and Postgres
 	@bash scripts/test.sh $(ARGS)

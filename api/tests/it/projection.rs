@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::helpers::{session_token, Stack};
 
 /// Every read-model table as JSON, in a stable order.
-async fn snapshot(pool: &sqlx::PgPool) -> Vec<Value> {
+pub async fn snapshot(pool: &sqlx::PgPool) -> Vec<Value> {
     let mut out = Vec::new();
     for table in projector::apply::READ_MODEL_TABLES {
         let rows: Option<Value> = sqlx::query_scalar(&format!(
@@ -22,7 +22,7 @@ async fn snapshot(pool: &sqlx::PgPool) -> Vec<Value> {
     out
 }
 
-async fn activity(s: &Stack) {
+pub async fn activity(s: &Stack) {
     let password = s.seed().await;
     for _ in 0..3 {
         let token = s.token(&password).await;
