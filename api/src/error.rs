@@ -36,6 +36,9 @@ pub enum ApiError {
     /// 404
     #[error("{0}")]
     NotFound(String),
+    /// 410: it existed and was deleted for good (retention).
+    #[error("{0}")]
+    Gone(String),
     /// 409: duplicate or already done.
     #[error("{1}")]
     Conflict(&'static str, String),
@@ -74,6 +77,7 @@ impl ApiError {
             Unauthorized(code, _) => (StatusCode::UNAUTHORIZED, code),
             Forbidden(code, _) => (StatusCode::FORBIDDEN, code),
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Gone(_) => (StatusCode::GONE, "gone"),
             Conflict(code, _) => (StatusCode::CONFLICT, code),
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             UnsupportedMediaType(_) => {
@@ -309,6 +313,7 @@ impl From<crate::domain::voice_task::VoiceTaskError> for ApiError {
             InvalidTransition(..) => ApiError::Conflict("invalid_state", e.to_string()),
             NotHolder => ApiError::Conflict("not_holder", e.to_string()),
             NotStarted => ApiError::Conflict("not_started", e.to_string()),
+            RecordingDeleted => ApiError::Conflict("recording_deleted", e.to_string()),
         }
     }
 }

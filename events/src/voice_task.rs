@@ -70,6 +70,10 @@ pub enum VoiceTaskEvent {
     },
     /// A re-analysis that could not finish; the verdict before it stands.
     TaskReanalysisFailed { batch_id: Uuid, reason: String },
+    /// The uploaded recording was deleted from storage (retention: RECORDING_RETENTION_DAYS
+    /// after the task ended). The verdict is kept; the task can no longer be re-analysed or
+    /// retried.
+    RecordingDeleted { object_key: String, reason: String },
 }
 
 impl DomainEvent for VoiceTaskEvent {
@@ -85,6 +89,7 @@ impl DomainEvent for VoiceTaskEvent {
             VoiceTaskEvent::TaskReanalysisStarted { .. } => "TaskReanalysisStarted",
             VoiceTaskEvent::TaskReanalysed { .. } => "TaskReanalysed",
             VoiceTaskEvent::TaskReanalysisFailed { .. } => "TaskReanalysisFailed",
+            VoiceTaskEvent::RecordingDeleted { .. } => "RecordingDeleted",
         }
         .to_string()
     }

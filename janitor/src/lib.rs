@@ -4,10 +4,13 @@
 //!  tasks      dead letters and reconciliation of voice tasks (see [`tasks`])
 //!  every 5 s  outbox watchdog: depth and oldest age of unpublished events → metrics, a warning
 //!             when the relay has stalled (invariant 1 needs a live relay to hold end to end)
+//!  retention  recordings deleted RECORDING_RETENTION_DAYS after their task ended (see
+//!             [`retention`])
 //!  on demand  `janitor republish`: re-populate JetStream EVENTS from Postgres (invariant 6),
 //!             e.g. after a stream was lost; refuses while EVENTS still holds messages
 //! ```
 
+pub mod retention;
 pub mod tasks;
 
 use std::future::Future;

@@ -196,4 +196,27 @@ impl Storage {
             s => Err(StorageError::Refused(format!("HEAD answered {s}"))),
         }
     }
+
+    /// Deletes an object for good; deleting one that is gone already is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let req = self
+            .s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(Self::presigning(Duration::from_secs(60))?)
+            .await
+            .map_err(|e| StorageError::Refused(e.to_string()))?;
+        let resp = self
+            .http
+            .delete(req.uri())
+            .send()
+            .await
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        match resp.status().as_u16() {
+            200 | 202 | 204 | 404 => Ok(()),
+            s if s >= 500 => Err(StorageError::Unavailable(format!("DELETE answered {s}"))),
+            s => Err(StorageError::Refused(format!("DELETE answered {s}"))),
+        }
+    }
 }

@@ -470,7 +470,7 @@ pub async fn reanalyse(
     // rules version predates versioned results and is always below.
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "SELECT task_id FROM voice_tasks
-          WHERE status = 'completed' AND reanalysis_batch IS NULL
+          WHERE status = 'completed' AND reanalysis_batch IS NULL AND recording_deleted_at IS NULL
             AND ($1::text IS NULL
                  OR result->'analyzer'->>'rulesVersion' IS NULL
                  OR result->'analyzer'->>'rulesVersion' !~ '^[0-9]{1,9}(\\.[0-9]{1,9})*$'

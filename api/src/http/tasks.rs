@@ -537,6 +537,7 @@ pub async fn task_view(s: &AppState, id: Uuid) -> Result<Task> {
         (status = 302, description = "Found: the recording is at `Location`, the bytes that were uploaded, with their content type.", headers(("Location" = String, description = "Presigned GET URL of the recording, valid 15 minutes."), ("Cache-Control" = String, description = "`no-store`: the link expires, so it is never cached."))),
         (status = 403, description = "Forbidden. A banned IP gets the `AccessDenied` body (`access_denied`) before any other processing. Codes: `access_denied`.", body = Forbidden),
         (status = 404, description = "Not found. Codes: `not_found`.", body = ErrorBody),
+        (status = 410, description = "The recording was deleted after `RECORDING_RETENTION_DAYS` (the result is kept). Codes: `gone`.", body = ErrorBody),
         (status = 429, description = "Rate limited. Codes: `rate_limited`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
         (status = 500, description = "Internal error (no details shown). Codes: `internal_error`.", body = ErrorBody),
         (status = 503, description = "A dependency is down; retry later. Codes: `service_unavailable`.", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))
@@ -550,14 +551,21 @@ pub async fn recording(
 ) -> Result<axum::response::Response> {
     rate_limit(&s.public_reads, ip)?;
     let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound("no such task".into()))?;
-    let submitted: Option<bool> =
-        sqlx::query_scalar("SELECT status <> 'authorized' FROM voice_tasks WHERE task_id = $1")
-            .bind(id)
-            .fetch_optional(&s.pool)
-            .await
-            .map_err(ApiError::from_db)?;
-    if submitted != Some(true) {
-        return Err(ApiError::NotFound("no such task".into()));
+    let found: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT status <> 'authorized', recording_deleted_at IS NOT NULL FROM voice_tasks WHERE task_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&s.pool)
+    .await
+    .map_err(ApiError::from_db)?;
+    match found {
+        Some((true, false)) => {}
+        Some((true, true)) => {
+            return Err(ApiError::Gone(
+                "the recording was deleted after the retention period; the result is kept".into(),
+            ))
+        }
+        _ => return Err(ApiError::NotFound("no such task".into())),
     }
     let url = s
         .storage

@@ -29,6 +29,8 @@ enum Command {
         /// Storage, to give re-dispatched jobs a fresh download link.
         #[command(flatten)]
         s3: pipeline::storage::S3Config,
+        #[command(flatten)]
+        retention: janitor::retention::RetentionConfig,
     },
     /// Re-populate JetStream EVENTS from Postgres (after the stream was lost).
     Republish {
@@ -48,8 +50,10 @@ async fn main() -> anyhow::Result<()> {
             conn,
             http_addr,
             s3,
+            retention,
         } => {
             common::telemetry::init(&conn.log_format);
+            retention.check()?;
             let pool = conn.migrated_pool(4).await.context("migrations")?;
             let nats = common::nats::connect(&conn.nats_url, "janitor", &conn.nats_auth()).await?;
             let care = janitor::tasks::TaskCare::new(
@@ -59,6 +63,12 @@ async fn main() -> anyhow::Result<()> {
             );
             let stages = common::shutdown::Stages::new();
             stages.spawn(|stop| care.run(stop));
+            let retention = janitor::retention::Retention::new(
+                pool.clone(),
+                pipeline::storage::Storage::new(&s3),
+                retention,
+            );
+            stages.spawn(|stop| retention.run(stop));
             stages.spawn(|stop| janitor::run(pool.clone(), stop));
             let readiness = common::ops::Readiness {
                 db: Some(pool.clone()),

@@ -120,6 +120,11 @@ pub async fn apply(tx: &mut PgConnection, env: &Envelope) -> Result<(), ApplyErr
             .await?;
             sqlx::query("UPDATE voice_tasks SET reanalysis_batch = NULL WHERE task_id = $1").bind(id)
         }
+        VoiceTaskEvent::RecordingDeleted { .. } => {
+            sqlx::query("UPDATE voice_tasks SET recording_deleted_at = $2 WHERE task_id = $1")
+                .bind(id)
+                .bind(at)
+        }
     };
     q.execute(&mut *tx).await?;
     Ok(())

@@ -66,6 +66,10 @@ pub enum VoiceTaskCommand {
         batch_id: Uuid,
         by: String,
     },
+    /// Retention: the recording is gone from storage (the caller deleted it first).
+    DeleteRecording {
+        reason: String,
+    },
 }
 
 /// A worker's run of a job: who, and which JetStream delivery (when the worker says).
@@ -103,6 +107,9 @@ pub enum VoiceTaskError {
     /// 409: a result for a run whose start is not recorded yet (the intake retries it).
     #[error("the task's run has not been recorded as started")]
     NotStarted,
+    /// 409 `recording_deleted`: retention deleted the recording; the verdict stands.
+    #[error("the recording was deleted (retention); the task cannot be analysed again")]
+    RecordingDeleted,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -123,6 +130,9 @@ pub struct VoiceTask {
     /// The worker run that started last (of the analysis or the re-analysis in progress).
     #[serde(default)]
     holder: Option<Attempt>,
+    /// Retention deleted the recording.
+    #[serde(default)]
+    recording_deleted: bool,
 }
 
 impl VoiceTask {
@@ -275,6 +285,20 @@ impl Aggregate for VoiceTask {
                 }
                 _ => return refuse("fail"),
             },
+            VoiceTaskCommand::RequestReanalysis { .. } | VoiceTaskCommand::Requeue { .. }
+                if self.recording_deleted =>
+            {
+                return Err(VoiceTaskError::RecordingDeleted)
+            }
+            VoiceTaskCommand::DeleteRecording { reason } => match (self.status, self.reanalysis) {
+                _ if self.recording_deleted => return Ok(()),
+                (Completed, Option::None) | (Failed, _) => VoiceTaskEvent::RecordingDeleted {
+                    object_key: self.object_key.clone(),
+                    reason,
+                },
+                (None, _) => return Err(VoiceTaskError::UnknownUpload),
+                _ => return refuse("lose its recording"),
+            },
             VoiceTaskCommand::RequestReanalysis { batch_id, by } => {
                 match (self.status, self.reanalysis) {
                     (None, _) => return Err(VoiceTaskError::UnknownUpload),
@@ -355,6 +379,7 @@ impl Aggregate for VoiceTask {
             VoiceTaskEvent::TaskReanalysed { .. } | VoiceTaskEvent::TaskReanalysisFailed { .. } => {
                 self.reanalysis = Option::None
             }
+            VoiceTaskEvent::RecordingDeleted { .. } => self.recording_deleted = true,
         }
     }
 }
@@ -600,6 +625,46 @@ mod tests {
             .given(after)
             .when(request())
             .then_expect_events(vec![asked]);
+    }
+
+    #[test]
+    fn retention_deletes_a_finished_task_s_recording_once_and_the_verdict_stays() {
+        let completed = VoiceTaskEvent::TaskCompleted {
+            worker_id: w(),
+            result: result(),
+        };
+        let delete = || VoiceTaskCommand::DeleteRecording {
+            reason: "retention".into(),
+        };
+        let deleted = VoiceTaskEvent::RecordingDeleted {
+            object_key: "uploads/u1".into(),
+            reason: "retention".into(),
+        };
+        let done = vec![authorized(), submitted(), started_by(w(), 1, 1), completed];
+        Given::with(())
+            .given(done.clone())
+            .when(delete())
+            .then_expect_events(vec![deleted.clone()]);
+        // A queued or running task keeps its recording.
+        Given::with(())
+            .given(vec![authorized(), submitted()])
+            .when(delete())
+            .then_expect_error(VoiceTaskError::InvalidTransition(
+                "queued",
+                "lose its recording",
+            ));
+        let gone = [done, vec![deleted]].concat();
+        Given::with(())
+            .given(gone.clone())
+            .when(delete())
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(gone)
+            .when(VoiceTaskCommand::RequestReanalysis {
+                batch_id: Uuid::from_u128(3),
+                by: "admin".into(),
+            })
+            .then_expect_error(VoiceTaskError::RecordingDeleted);
     }
 
     #[test]

@@ -1,0 +1,179 @@
+//! Retention: what is kept, for how long. Each job is idempotent, evented and takes `now` as an
+//! argument (the clock is injected: tests move it instead of waiting).
+//!
+//! ```text
+//!  every hour  recordings of tasks that ended more than RECORDING_RETENTION_DAYS ago
+//!              ─► object deleted from storage, then RecordingDeleted (the verdict stays)
+//! ```
+//! Runs on one janitor at a time (advisory lock).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres_es::PostgresCqrs;
+use sqlx::PgPool;
+use uuid::Uuid;
+use write::commands::{execute, CommandContext, CommandError};
+use write::domain::voice_task::{VoiceTask, VoiceTaskCommand};
+
+/// Advisory-lock key of the retention jobs ("blretain").
+const RETENTION_LOCK: i64 = 0x626c_7265_7461_696e;
+/// Tasks handled per pass at most (the next pass takes the rest).
+const BATCH: i64 = 500;
+
+/// Retention periods, each within its floor and ceiling (the janitor refuses to start outside).
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct RetentionConfig {
+    /// Days an uploaded recording is kept after its task ended (completed or failed); the
+    /// result is kept. 1 to 3650.
+    #[arg(long, env = "RECORDING_RETENTION_DAYS", default_value_t = 30)]
+    pub recording_days: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { recording_days: 30 }
+    }
+}
+
+/// (floor, ceiling) of RECORDING_RETENTION_DAYS.
+pub const RECORDING_DAYS: (i64, i64) = (1, 3650);
+
+impl RetentionConfig {
+    /// Refuses a period outside its bounds, saying which and why.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let (floor, ceiling) = RECORDING_DAYS;
+        if !(floor..=ceiling).contains(&self.recording_days) {
+            anyhow::bail!(
+                "RECORDING_RETENTION_DAYS={} is outside {floor}..={ceiling}: a recording must live \
+                 at least a day (the call-check page plays it) and at most ten years",
+                self.recording_days
+            );
+        }
+        Ok(())
+    }
+}
+
+pub struct Retention {
+    pub pool: PgPool,
+    pub tasks: Arc<PostgresCqrs<VoiceTask>>,
+    pub storage: pipeline::storage::Storage,
+    pub config: RetentionConfig,
+}
+
+impl Retention {
+    pub fn new(
+        pool: PgPool,
+        storage: pipeline::storage::Storage,
+        config: RetentionConfig,
+    ) -> Retention {
+        let tasks = Arc::new(cqrs_es::CqrsFramework::new(
+            write::event_store::<VoiceTask>(&pool, events::voice_task::UPCASTERS),
+            vec![],
+            (),
+        ));
+        Retention {
+            pool,
+            tasks,
+            storage,
+            config,
+        }
+    }
+
+    /// Deletes the recordings whose retention ended by `now`. Returns how many. A task whose
+    /// recording cannot be deleted now (storage down, a re-analysis running) is taken again by
+    /// the next pass.
+    pub async fn recordings(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        let mut lock = self.pool.begin().await?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RETENTION_LOCK)
+            .fetch_one(&mut *lock)
+            .await?;
+        if !held {
+            return Ok(0);
+        }
+        let due: Vec<(Uuid, Option<String>)> = sqlx::query_as(
+            "SELECT t.task_id, e.payload->'UploadAuthorized'->>'objectKey'
+               FROM voice_tasks t
+               LEFT JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = t.task_id::text
+                                 AND e.event_type = 'UploadAuthorized'
+              WHERE t.status IN ('completed', 'failed') AND t.recording_deleted_at IS NULL
+                AND t.completed_at < $2
+              ORDER BY t.completed_at LIMIT $3",
+        )
+        .bind(events::voice_task::AGGREGATE_TYPE)
+        .bind(now - chrono::Duration::days(self.config.recording_days))
+        .bind(BATCH)
+        .fetch_all(&mut *lock)
+        .await?;
+        let ctx = CommandContext::new("system:retention", None);
+        let mut deleted = 0;
+        for (id, key) in due {
+            let key = key.unwrap_or_else(|| format!("uploads/{id}"));
+            // The object first: if the event were first and the deletion failed, nothing would
+            // take the object again. Deleting twice is harmless.
+            if let Err(e) = self.storage.delete(&key).await {
+                tracing::warn!(task = %id, error = %e, "recording not deleted yet; next pass");
+                continue;
+            }
+            let cmd = VoiceTaskCommand::DeleteRecording {
+                reason: format!(
+                    "retention: {} days after the task ended",
+                    self.config.recording_days
+                ),
+            };
+            match execute(&self.tasks, &id.to_string(), cmd, &ctx).await {
+                Ok(_) => deleted += 1,
+                // A re-analysis took it meanwhile (it fails without the recording, and the
+                // next pass records the deletion).
+                Err(CommandError::Domain(e)) => {
+                    tracing::info!(task = %id, error = %e, "recording deletion deferred")
+                }
+                Err(e) => return Err(anyhow::anyhow!("{e}")),
+            }
+        }
+        lock.commit().await?;
+        if deleted > 0 {
+            metrics::counter!("recordings_deleted_total").increment(deleted as u64);
+            tracing::info!(deleted, "recordings past retention deleted");
+        }
+        Ok(deleted)
+    }
+
+    /// Runs every job once an hour (and once at start) until `shutdown`.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.recordings(Utc::now()).await {
+                        tracing::warn!(error = %e, "recording retention failed; next pass in an hour");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_outside_their_bounds_are_refused_with_the_reason() {
+        assert!(RetentionConfig::default().check().is_ok());
+        for days in [0, -3, 3651] {
+            let err = RetentionConfig {
+                recording_days: days,
+            }
+            .check()
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("RECORDING_RETENTION_DAYS"), "{err}");
+        }
+    }
+}
