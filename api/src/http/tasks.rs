@@ -162,6 +162,10 @@ pub struct Task {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "/api/v1/client/tasks/6f1c9a52-1111-4b8e-9d1e-2c3a4b5c6d7e/recording")]
     pub recording_url: Option<String>,
+    /// When retention deleted the recording (RECORDING_RETENTION_DAYS after the task ended);
+    /// the result stays, `recordingUrl` is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_deleted_at: Option<DateTime<Utc>>,
 }
 
 #[utoipa::path(
@@ -488,6 +492,7 @@ pub async fn task_view(s: &AppState, id: Uuid) -> Result<Task> {
             reanalysed_at: None,
             reanalysis_pending: None,
             recording_url: None,
+            recording_deleted_at: None,
         });
     };
     let status: String = row.get("status");
@@ -500,6 +505,7 @@ pub async fn task_view(s: &AppState, id: Uuid) -> Result<Task> {
     // Re-analysis: every earlier result is kept and shown beside the current one.
     let previous: Value = row.get("previous_results");
     let reanalysed = previous.as_array().is_some_and(|a| !a.is_empty());
+    let deleted: Option<DateTime<Utc>> = row.get("recording_deleted_at");
     Ok(Task {
         task_id: id,
         queue_position,
@@ -514,8 +520,9 @@ pub async fn task_view(s: &AppState, id: Uuid) -> Result<Task> {
         reanalysed_at: reanalysed.then(|| row.get("reanalysed_at")),
         previous_results: reanalysed.then_some(previous),
         reanalysis_pending: row.get::<Option<Uuid>, _>("reanalysis_batch").map(|_| true),
-        recording_url: (status == "completed")
+        recording_url: (status == "completed" && deleted.is_none())
             .then(|| format!("/api/v1/client/tasks/{id}/recording")),
+        recording_deleted_at: deleted,
         status,
     })
 }

@@ -173,6 +173,8 @@ async fn a_recording_is_deleted_after_its_retention_and_the_verdict_stays() {
         task["result"]["verdict"], "safe",
         "the verdict stays: {task}"
     );
+    assert!(task["recordingDeletedAt"].is_string(), "{task}");
+    assert!(task.get("recordingUrl").is_none(), "{task}");
     // Nothing left to analyse again.
     let r = s
         .http
