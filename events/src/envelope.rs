@@ -14,7 +14,7 @@ use crate::version::{self, Upcaster};
 const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d0c_25f1_8f5e_4b8a_9b0e_2f6c_b1a4_7e11);
 
 /// Payload fields that stay in Postgres (the source of truth) and never reach the stream.
-pub const SECRET_FIELDS: &[&str] = &["passwordHash", "tokenHash", "email"];
+pub const SECRET_FIELDS: &[&str] = &["passwordHash", "tokenHash", "keyHash", "email"];
 
 /// Metadata keys the api writes with every command (cqrs-es metadata, stored per event).
 pub const META_ACTOR: &str = "actor";

@@ -13,9 +13,11 @@ pub const UPCASTERS: &[Upcaster] = &[];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all_fields = "camelCase")]
 pub enum PlatformEvent {
-    /// A host platform exists. Only the SHA-256 of its API key is kept.
+    /// A host platform exists. Only the SHA-256 of its API key is kept, in the event store: the
+    /// hash is removed from the stream (a secret field).
     PlatformRegistered {
         name: String,
+        #[serde(default)]
         key_hash: String,
         by: String,
     },

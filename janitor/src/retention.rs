@@ -28,7 +28,11 @@ const BATCH: i64 = 500;
 pub struct RetentionConfig {
     /// Days an uploaded recording is kept after its task ended (completed or failed); the
     /// result is kept. 1 to 3650.
-    #[arg(long, env = "RECORDING_RETENTION_DAYS", default_value_t = 30)]
+    #[arg(
+        long = "recording-retention-days",
+        env = "RECORDING_RETENTION_DAYS",
+        default_value_t = 30
+    )]
     pub recording_days: i64,
 }
 
@@ -100,7 +104,7 @@ impl Retention {
                LEFT JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = t.task_id::text
                                  AND e.event_type = 'UploadAuthorized'
               WHERE t.status IN ('completed', 'failed') AND t.recording_deleted_at IS NULL
-                AND t.completed_at < $2
+                AND t.reanalysis_batch IS NULL AND t.completed_at < $2
               ORDER BY t.completed_at LIMIT $3",
         )
         .bind(events::voice_task::AGGREGATE_TYPE)
@@ -126,8 +130,8 @@ impl Retention {
             };
             match execute(&self.tasks, &id.to_string(), cmd, &ctx).await {
                 Ok(_) => deleted += 1,
-                // A re-analysis took it meanwhile (it fails without the recording, and the
-                // next pass records the deletion).
+                // A re-analysis took it between the query and now (it fails without the
+                // recording, and the next pass records the deletion).
                 Err(CommandError::Domain(e)) => {
                     tracing::info!(task = %id, error = %e, "recording deletion deferred")
                 }

@@ -391,7 +391,7 @@ async fn a_banned_user_appeals_once_and_an_overturn_lifts_the_ban_but_not_a_shar
     assert_eq!(anns[1]["appealOutcome"], "overturned");
     assert_eq!(anns[3]["ips"], json!(["203.0.113.20"]));
     assert_eq!(anns[3]["ipsKept"], json!(["203.0.113.21"]));
-    // The stream never carries the contact addresses.
+    // The stream never carries the contact addresses, nor the platform key's hash.
     let js = s.js("api").await;
     let mut stream = js.get_stream("EVENTS").await.unwrap();
     let last = stream.info().await.unwrap().state.last_sequence;
@@ -401,6 +401,10 @@ async fn a_banned_user_appeals_once_and_an_overturn_lifts_the_ban_but_not_a_shar
             assert!(
                 !text.contains("@example.org"),
                 "an address is on the stream at {seq}: {text}"
+            );
+            assert!(
+                !text.contains("keyHash"),
+                "a key hash is on the stream: {text}"
             );
         }
     }
