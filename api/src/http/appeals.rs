@@ -17,7 +17,7 @@ use sqlx::{PgPool, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{optional_text, valid_email, Json, Query, RequestId};
+use super::extract::{limited_session_user, optional_text, valid_email, Json, Query, RequestId};
 use super::openapi::{BanStatus, ErrorBody};
 use crate::app::AppState;
 use crate::auth::AdminSession;
@@ -27,7 +27,6 @@ use crate::domain::platform_user::PlatformUserCommand;
 use crate::error::{ApiError, Result};
 use crate::paging::{split_page, PageQuery};
 use crate::queries::ms;
-use crate::session_auth::PlatformUser;
 
 /// Longest appeal text.
 pub const MAX_APPEAL_CHARS: usize = 4000;
@@ -216,12 +215,8 @@ pub async fn appeal(
     rid: RequestId,
     request: axum::extract::Request,
 ) -> Result<impl IntoResponse> {
-    crate::ratelimit::rate_limit(&s.public_writes, ip)?;
     let (mut parts, body) = request.into_parts();
-    let user = <PlatformUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-        &mut parts, &s,
-    )
-    .await?;
+    let user = limited_session_user(&s, &s.public_writes, ip, &mut parts).await?;
     let Json(body) = <Json<AppealRequest> as axum::extract::FromRequest<AppState>>::from_request(
         axum::extract::Request::from_parts(parts, body),
         &s,

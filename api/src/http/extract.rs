@@ -135,3 +135,15 @@ pub fn display_name(value: Option<String>) -> Result<String, ApiError> {
     }
     Ok(name)
 }
+
+/// The session user of a request admitted by `limiter` for `ip`, read only after the limit:
+/// reading a session records the address, so a flood cannot feed a user's IP history.
+pub async fn limited_session_user(
+    state: &crate::app::AppState,
+    limiter: &crate::ratelimit::RateLimiter,
+    ip: std::net::IpAddr,
+    parts: &mut axum::http::request::Parts,
+) -> Result<crate::session_auth::PlatformUser, ApiError> {
+    crate::ratelimit::rate_limit(limiter, ip)?;
+    <crate::session_auth::PlatformUser as axum::extract::FromRequestParts<crate::app::AppState>>::from_request_parts(parts, state).await
+}

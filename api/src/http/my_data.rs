@@ -18,7 +18,6 @@ use crate::app::AppState;
 use crate::auth::AdminSession;
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, Result};
-use crate::session_auth::PlatformUser;
 
 /// The subjects an export (and, later, an erasure) is about.
 pub const SUBJECT_KINDS: [&str; 1] = ["platform_user"];
@@ -267,12 +266,8 @@ pub async fn mine(
     ClientIp(ip): ClientIp,
     request: axum::extract::Request,
 ) -> Result<impl IntoResponse> {
-    crate::ratelimit::rate_limit(&s.public_reads, ip)?;
     let (mut parts, _) = request.into_parts();
-    let user = <PlatformUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-        &mut parts, &s,
-    )
-    .await?;
+    let user = super::extract::limited_session_user(&s, &s.public_reads, ip, &mut parts).await?;
     // A user whose request was just recorded may not be projected yet: an empty export then.
     let data = export(&s.pool, &user.id).await?.unwrap_or_else(|| MyData {
         user_id: user.id.clone(),

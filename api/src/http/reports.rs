@@ -11,7 +11,7 @@ use sqlx::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{optional_text, Json, Query, RequestId};
+use super::extract::{limited_session_user, optional_text, Json, Query, RequestId};
 use super::openapi::{BanStatus, ErrorBody, Forbidden};
 use crate::app::AppState;
 use crate::auth::AdminSession;
@@ -720,12 +720,8 @@ pub async fn check_ban(
     ClientIp(ip): ClientIp,
     request: axum::extract::Request,
 ) -> Result<impl IntoResponse> {
-    crate::ratelimit::rate_limit(&s.public_reads, ip)?;
     let (mut parts, _) = request.into_parts();
-    let user = <PlatformUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-        &mut parts, &s,
-    )
-    .await?;
+    let user = limited_session_user(&s, &s.public_reads, ip, &mut parts).await?;
     let row = sqlx::query("SELECT * FROM platform_users WHERE user_id = $1")
         .bind(&user.id)
         .fetch_optional(&s.pool)
