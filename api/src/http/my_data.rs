@@ -194,7 +194,8 @@ pub async fn export(pool: &PgPool, user: &str) -> Result<Option<MyData>> {
     })
     .collect();
     // Addresses are only in the event store: with the user's appeals, and with the reports they
-    // filed (those live in the reported users' histories).
+    // filed (those live in the reported users' histories: found through the read model, so the
+    // query reads those histories only, by their index).
     let contact_emails: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT email FROM (
             SELECT payload->'BanAppealed'->>'email' AS email FROM events
@@ -202,6 +203,8 @@ pub async fn export(pool: &PgPool, user: &str) -> Result<Option<MyData>> {
             UNION ALL
             SELECT payload->'ReportFiled'->>'email' FROM events
              WHERE aggregate_type = $1 AND event_type = 'ReportFiled'
+               AND aggregate_id IN (SELECT reported_user_id FROM user_reports
+                                     WHERE reporter_user_id = $2)
                AND payload->'ReportFiled'->>'reporterId' = $2
          ) e WHERE email IS NOT NULL ORDER BY email",
     )
