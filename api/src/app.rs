@@ -87,6 +87,10 @@ pub struct AppState {
     pub web: Arc<crate::config::WebConfig>,
     /// Where the web pages are public (PUBLIC_BASE_URL), for links that leave the site.
     pub public_base_url: String,
+    /// Reports (summed weights) that ban a user temporarily, as `/terms` states it.
+    pub auto_ban_threshold: u32,
+    /// The retention periods (for `/privacy` and `/terms`).
+    pub retention: common::retention::RetentionConfig,
     /// How user reports are weighted (all off by default).
     pub weights: crate::config::ReportWeights,
     pub uploads_via_api: bool,
@@ -154,6 +158,7 @@ pub(crate) struct Keys {
 impl Keys {
     /// Refuses a configuration that production must not run with; warns about dev shortcuts.
     pub(crate) fn check(config: &Config) -> anyhow::Result<Keys> {
+        config.retention.check()?;
         let production = config.is_production();
         let admin_jwt = match &config.admin_jwt_secret {
             Some(s) if s.expose().len() >= 32 => s.expose().as_bytes().to_vec(),
@@ -379,6 +384,8 @@ impl AppState {
             email_notify_after_seconds: config.email.email_notify_after_seconds,
             web: Arc::new(config.web.clone()),
             weights: config.weights,
+            retention: config.retention,
+            auto_ban_threshold: config.auto_ban_threshold.max(1),
             public_base_url: config
                 .email
                 .public_base_url

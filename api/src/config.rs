@@ -125,6 +125,9 @@ pub struct Config {
     pub web: WebConfig,
     #[command(flatten)]
     pub weights: ReportWeights,
+    /// The retention periods the janitor enforces, stated on `/privacy` and `/terms`.
+    #[command(flatten)]
+    pub retention: common::retention::RetentionConfig,
     /// Relay uploads through the api (same origin as the pages) instead of sending browsers
     /// straight to storage: for object stores without CORS (the local s3s-fs). Production with
     /// S3 or MinIO leaves it off and sets bucket CORS instead.

@@ -31,6 +31,8 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../web/blacklist_user.html"),
     ),
     ("ban_notice.html", include_str!("../web/ban_notice.html")),
+    ("privacy.html", include_str!("../web/privacy.html")),
+    ("terms.html", include_str!("../web/terms.html")),
     ("admin.html", include_str!("../web/admin.html")),
 ];
 
@@ -231,6 +233,25 @@ pub async fn blacklist_user(
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// What the pages say about retention, from the configured periods (the janitor's).
+fn periods(s: &AppState) -> minijinja::Value {
+    context! {
+        recording_days => s.retention.recording_days,
+        queue_days => 7,
+        auto_ban_threshold => s.auto_ban_threshold,
+    }
+}
+
+/// `/privacy`: what is kept, for how long and why — from the configured periods.
+pub async fn privacy(State(s): State<AppState>) -> Response {
+    render("privacy.html", periods(&s))
+}
+
+/// `/terms`: the rules of reports, bans, appeals and the blacklist.
+pub async fn terms(State(s): State<AppState>) -> Response {
+    render("terms.html", periods(&s))
 }
 
 pub async fn ban_notice() -> Response {

@@ -83,6 +83,7 @@ impl Stack {
             max_upload_bytes: 25 * 1024 * 1024,
             web: Default::default(),
             weights: Default::default(),
+            retention: Default::default(),
             uploads_via_api: false,
             email: pipeline::notifier::EmailConfig::off(),
         };

@@ -11,5 +11,6 @@ pub mod db;
 pub mod nats;
 pub mod net;
 pub mod ops;
+pub mod retention;
 pub mod shutdown;
 pub mod telemetry;

@@ -42,7 +42,7 @@ fn open_to_banned_ips(path: &str) -> bool {
         || path.starts_with("/blacklist/")
         || path.starts_with("/docs")
         // A banned user still sees why: the ban notice, the public blacklist, their assets.
-        || matches!(path, "/blacklist" | "/ban-notice" | "/admin")
+        || matches!(path, "/blacklist" | "/ban-notice" | "/admin" | "/privacy" | "/terms")
         || path.starts_with("/static/")
 }
 

@@ -284,6 +284,8 @@ fn web_pages(state: AppState) -> Router {
         .route("/blacklist", get(pages::blacklist))
         .route("/blacklist/{user_id}", get(pages::blacklist_user))
         .route("/ban-notice", get(pages::ban_notice))
+        .route("/privacy", get(pages::privacy))
+        .route("/terms", get(pages::terms))
         .route("/admin", get(pages::admin))
         .route("/static/{file}", get(pages::asset))
         .with_state(state)

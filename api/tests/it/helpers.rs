@@ -99,6 +99,7 @@ pub fn config(db_url: &str, nats: &Nats) -> Config {
         max_upload_bytes: 1024 * 1024,
         web: Default::default(),
         weights: Default::default(),
+        retention: Default::default(),
         uploads_via_api: false,
         email: pipeline::notifier::EmailConfig::off(),
     }

@@ -255,3 +255,55 @@ async fn production_keeps_metrics_closed_without_a_token() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// `/privacy` and `/terms` state the periods and the threshold this instance runs with, are
+/// linked from every page, and a period outside its bounds stops the api at start.
+#[tokio::test]
+async fn privacy_and_terms_state_the_configured_periods() {
+    let s = Stack::start().await;
+    let mut cfg = config_with_s3(&s.db.url, &s.nats, &s.s3);
+    cfg.retention.recording_days = 45;
+    cfg.auto_ban_threshold = 6;
+    let api = start_api(cfg).await;
+    let (status, _, privacy) = page(&s, &api.base, "/privacy").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(privacy.contains("45 days"), "{privacy}");
+    let (status, _, terms) = page(&s, &api.base, "/terms").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        terms.contains(r#"data-testid="terms-threshold">6<"#),
+        "{terms}"
+    );
+    assert!(terms.contains("45 days after"), "{terms}");
+    for path in ["/", "/blacklist", "/numbers", "/check"] {
+        let (_, _, html) = page(&s, &api.base, path).await;
+        assert!(
+            html.contains(r#"href="/privacy""#) && html.contains(r#"href="/terms""#),
+            "{path} lacks the footer links"
+        );
+    }
+    // Reachable from a banned address, like the ban notice that links them.
+    let target = User::new("Banned Bea", "203.0.113.95");
+    ban(&s, &target).await;
+    assert!(wait_refused(&s, &s.api.base, "203.0.113.95", Duration::from_secs(10)).await);
+    let r = s
+        .http
+        .get(s.url("/privacy"))
+        .header("x-forwarded-for", "203.0.113.95")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    api.stop().await;
+
+    let mut cfg = crate::helpers::config(&s.db.url, &s.nats);
+    cfg.retention.recording_days = 0;
+    let err = api::Api::start(&cfg, api::passwords::Passwords::insecure_fast())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("RECORDING_RETENTION_DAYS"),
+        "{err}"
+    );
+}

@@ -74,7 +74,7 @@
         link.remove();
       });
     });
-    return el('p', null, button, ' ', msg);
+    return el('p', null, button, ' ', msg, ' ', el('a', { href: '/privacy' }, 'What we keep about you'));
   }
 
   var APPEAL = { pending: 'Your appeal was received and is waiting for a moderator.',

@@ -30,7 +30,7 @@ enum Command {
         #[command(flatten)]
         s3: pipeline::storage::S3Config,
         #[command(flatten)]
-        retention: janitor::retention::RetentionConfig,
+        retention: common::retention::RetentionConfig,
     },
     /// Re-populate JetStream EVENTS from Postgres (after the stream was lost).
     Republish {
