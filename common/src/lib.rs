@@ -14,3 +14,4 @@ pub mod ops;
 pub mod retention;
 pub mod shutdown;
 pub mod telemetry;
+pub mod vault;

@@ -20,4 +20,5 @@ mod republish;
 mod slow_clients;
 mod stages;
 mod tasks;
+mod vault;
 mod workers;
