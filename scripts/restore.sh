@@ -22,21 +22,28 @@ DATABASE_URL=${DATABASE_URL:-$("${ROOT}/scripts/ensure-postgres.sh")}
 if [[ -z ${DB_ONLY:-} ]] && curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:8000/healthz" 2>/dev/null; then
   die "the api answers on 127.0.0.1:8000: run make down first"
 fi
-held=$(psql "$DATABASE_URL" -Atc "SELECT CASE WHEN to_regclass('events') IS NULL THEN 0 ELSE (SELECT count(*) FROM events) END")
+# (Two queries: a brand-new database has no events table to count.)
+held=0
+if [[ $(psql "$DATABASE_URL" -Atc "SELECT to_regclass('public.events') IS NOT NULL") == t ]]; then
+  held=$(psql "$DATABASE_URL" -Atc 'SELECT count(*) FROM events')
+fi
 if [[ $held != 0 && -z ${FORCE:-} ]]; then
   die "the database already holds ${held} events; FORCE=1 replaces them with the backup's"
 fi
 pg_restore --clean --if-exists --no-owner --no-privileges --single-transaction \
   --dbname "$DATABASE_URL" "${DIR}/blacklist.dump"
+# Events the backup had not published yet would reach the new stream ahead of the history:
+# republishing queues every event again, in order.
+psql "$DATABASE_URL" -Atqc 'DELETE FROM outbox' >/dev/null
 restored=$(psql "$DATABASE_URL" -Atc 'SELECT count(*) FROM events')
-log "restored ${restored} events into the database"
+log "restored ${restored} events into the database (queue them with janitor republish)"
 [[ -n ${DB_ONLY:-} ]] && exit 0
 
 rm -rf "${NATS_STORE_DIR:?}"
 log "emptied the local JetStream store; starting the system"
 DATABASE_URL="$DATABASE_URL" bash "${ROOT}/scripts/dev-up.sh"
 load_env_file "${DEV_DIR}/secrets.env"
-BIN="${CARGO_TARGET_DIR}/${PROFILE:-debug}"
+case ${PROFILE:-debug} in release) BIN="${CARGO_TARGET_DIR}/release" ;; *) BIN="${CARGO_TARGET_DIR}/debug" ;; esac
 NATS_URL="nats://127.0.0.1:4333"
 DATABASE_URL="$DATABASE_URL" NATS_URL="$NATS_URL" NATS_USER=janitor NATS_PASSWORD="$NATS_JANITOR_PASSWORD" \
   "${BIN}/janitor" republish

@@ -159,6 +159,7 @@ impl Keys {
     /// Refuses a configuration that production must not run with; warns about dev shortcuts.
     pub(crate) fn check(config: &Config) -> anyhow::Result<Keys> {
         config.retention.check()?;
+        config.weights.check()?;
         let production = config.is_production();
         let admin_jwt = match &config.admin_jwt_secret {
             Some(s) if s.expose().len() >= 32 => s.expose().as_bytes().to_vec(),

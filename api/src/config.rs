@@ -222,6 +222,25 @@ impl Default for ReportWeights {
 }
 
 impl ReportWeights {
+    /// Refuses factors outside 0..=1 (or not numbers) and an age beyond a year.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for (name, v) in [
+            ("REPORT_WEIGHT_VINDICATED_FACTOR", self.vindicated_factor),
+            ("REPORT_WEIGHT_NEW_ACCOUNT_FACTOR", self.new_account_factor),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                anyhow::bail!("{name}={v} must be a number from 0 to 1");
+            }
+        }
+        if !(0..=8760).contains(&self.new_account_hours) {
+            anyhow::bail!(
+                "REPORT_WEIGHT_NEW_ACCOUNT_HOURS={} must be from 0 to 8760 (a year)",
+                self.new_account_hours
+            );
+        }
+        Ok(())
+    }
+
     /// Whether any factor needs the reporter's history (read before filing).
     pub fn reads_standing(&self) -> bool {
         self.vindicated_factor < 1.0 || self.new_account_factor < 1.0
@@ -270,6 +289,33 @@ impl Config {
             }
             _ if self.is_production() => MetricsAccess::Closed,
             _ => MetricsAccess::Open,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReportWeights;
+
+    #[test]
+    fn report_weights_outside_their_range_are_refused() {
+        assert!(ReportWeights::default().check().is_ok());
+        let bad = [
+            ReportWeights {
+                vindicated_factor: f64::NAN,
+                ..Default::default()
+            },
+            ReportWeights {
+                new_account_factor: 1.5,
+                ..Default::default()
+            },
+            ReportWeights {
+                new_account_hours: i64::MAX,
+                ..Default::default()
+            },
+        ];
+        for w in bad {
+            assert!(w.check().is_err(), "{w:?}");
         }
     }
 }

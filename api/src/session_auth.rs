@@ -246,7 +246,8 @@ pub struct PlatformUser {
 }
 
 fn clip(s: Option<String>) -> Option<String> {
-    s.map(|s| s.trim().to_owned())
+    // NUL cannot be stored (Postgres text and jsonb refuse it): dropped, like surrounding blanks.
+    s.map(|s| s.replace('\0', "").trim().to_owned())
         .filter(|s| !s.is_empty())
         .map(|s| s.chars().take(MAX_FIELD).collect())
 }

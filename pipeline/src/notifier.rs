@@ -598,27 +598,36 @@ impl Notifier {
             .map_err(db)?;
             return Ok(());
         }
+        // The alert's key is the time the alert was last re-armed (or `first`): the same on a
+        // retry after a failed send, so an email that went out is not sent again.
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let fired: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "INSERT INTO admin_alerts (kind, active, changed_at) VALUES ('pending_reviews', true, now())
-             ON CONFLICT (kind) DO UPDATE SET active = true, changed_at = now()
-              WHERE NOT admin_alerts.active
-             RETURNING changed_at",
+        let state: Option<(bool, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT active, changed_at FROM admin_alerts WHERE kind = 'pending_reviews' FOR UPDATE",
         )
         .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
-        if let Some(since) = fired {
-            let detail = format!("{pending} bans await review (alert threshold {at}).");
-            self.alert_admins(
-                &format!("pending-reviews-{}", since.timestamp_micros()),
-                "pending_reviews",
-                "Pending reviews are piling up",
-                &detail,
-                "/admin#reviews",
-            )
-            .await?;
-        }
+        let armed_at = match state {
+            Some((true, _)) => return Ok(()),
+            Some((false, at)) => at.timestamp_micros().to_string(),
+            None => "first".to_owned(),
+        };
+        let detail = format!("{pending} bans await review (alert threshold {at}).");
+        self.alert_admins(
+            &format!("pending-reviews-{armed_at}"),
+            "pending_reviews",
+            "Pending reviews are piling up",
+            &detail,
+            "/admin#reviews",
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO admin_alerts (kind, active, changed_at) VALUES ('pending_reviews', true, now())
+             ON CONFLICT (kind) DO UPDATE SET active = true, changed_at = now()",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(())
     }

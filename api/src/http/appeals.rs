@@ -102,16 +102,21 @@ pub async fn queue_page(
     }))
 }
 
-/// The IPs of `user` that another banned user also holds: a vindication keeps them banned.
-pub async fn shared_ips(pool: &PgPool, user: &str) -> Result<BTreeSet<String>> {
-    let ips: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT b.ip FROM ip_bans b
-          WHERE b.user_id <> $1
-            AND b.ip IN (SELECT ip FROM user_ips WHERE user_id = $1)",
-    )
-    .bind(user)
-    .fetch_all(pool)
-    .await?;
+/// The IPs of `user` (as their history has them, not a read model that may lag) that another
+/// banned user also holds: a vindication keeps them banned.
+pub async fn shared_ips(s: &AppState, user: &str) -> Result<BTreeSet<String>> {
+    let mut ctx = s
+        .platform_user_store
+        .load_aggregate(user)
+        .await
+        .map_err(ApiError::from_aggregate)?;
+    let mine: Vec<String> = ctx.aggregate().ips().map(str::to_owned).collect();
+    let ips: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT ip FROM ip_bans WHERE user_id <> $1 AND ip = ANY($2)")
+            .bind(user)
+            .bind(&mine)
+            .fetch_all(&s.pool)
+            .await?;
     Ok(ips.into_iter().collect())
 }
 
@@ -427,7 +432,7 @@ pub async fn decide(
         outcome,
         decided_by: admin.username.clone(),
         note,
-        shared_ips: shared_ips(&s.pool, &user).await?,
+        shared_ips: shared_ips(&s, &user).await?,
     };
     let ctx = rid.context(format!("admin:{}", admin.username));
     let produced = execute_returning(&s.platform_users, &s.pool, &user, cmd, &ctx).await?;

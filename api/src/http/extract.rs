@@ -92,7 +92,10 @@ pub fn optional_text(
     code: &'static str,
     max: usize,
 ) -> Result<Option<String>, ApiError> {
-    let text = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    // NUL cannot be stored (Postgres text and jsonb refuse it): dropped.
+    let text = value
+        .map(|v| v.replace('\0', "").trim().to_owned())
+        .filter(|v| !v.is_empty());
     if text.as_ref().is_some_and(|t| t.chars().count() > max) {
         return Err(ApiError::unprocessable(
             code,
@@ -114,7 +117,7 @@ pub fn valid_email(e: &str) -> bool {
         && !domain.ends_with('.')
         && !e
             .chars()
-            .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
 }
 
 /// Longest display name of a worker or a platform.
@@ -124,8 +127,9 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub fn display_name(value: Option<String>) -> Result<String, ApiError> {
     let name = value
         .as_deref()
-        .map(str::trim)
+        .map(|v| v.replace('\0', ""))
         .unwrap_or_default()
+        .trim()
         .to_owned();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::unprocessable(

@@ -387,6 +387,9 @@ fn ban_record(r: &sqlx::postgres::PgRow) -> BanRecord {
     }
 }
 
+/// Reports of a pending user (the newest) the coordination flags look at.
+const COORDINATION_WINDOW: i64 = 200;
+
 /// Reports shown with each pending user (the newest); `reportCount` says how many there are and
 /// `GET /report/reports?userId=` pages through all of them.
 const REPORTS_PER_PENDING_USER: i64 = 20;
@@ -457,16 +460,21 @@ pub async fn pending(
     .fetch_all(&s.pool)
     .await
     .map_err(ApiError::from_db)?;
-    // Every report of this ban cycle (since the last vindication), for the coordination flags.
+    // The reports of this ban cycle (since the last vindication), for the coordination flags:
+    // the newest COORDINATION_WINDOW of each user, so a heavily reported user stays cheap.
     let cycle: Vec<(String, Uuid, Option<String>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT r.reported_user_id, r.report_id, r.reporter_ip, r.created_at
-           FROM user_reports r
-          WHERE r.reported_user_id = ANY($1)
-            AND r.created_at > coalesce((SELECT max(b.reviewed_at) FROM ban_reviews b
-                                          WHERE b.user_id = r.reported_user_id
-                                            AND b.decision = 'vindicated'), '-infinity')",
+        "SELECT reported_user_id, report_id, reporter_ip, created_at FROM (
+            SELECT r.reported_user_id, r.report_id, r.reporter_ip, r.created_at,
+                   row_number() OVER (PARTITION BY r.reported_user_id ORDER BY r.created_at DESC) AS nth
+              FROM user_reports r
+             WHERE r.reported_user_id = ANY($1)
+               AND r.created_at > coalesce((SELECT max(b.reviewed_at) FROM ban_reviews b
+                                             WHERE b.user_id = r.reported_user_id
+                                               AND b.decision = 'vindicated'), '-infinity')
+         ) cycle WHERE nth <= $2",
     )
     .bind(&ids)
+    .bind(COORDINATION_WINDOW)
     .fetch_all(&s.pool)
     .await?;
     let pending: Vec<PendingBan> = users
@@ -564,7 +572,7 @@ pub async fn review(
     let cmd = PlatformUserCommand::ReviewBan {
         decision,
         reviewer: admin.username.clone(),
-        shared_ips: super::appeals::shared_ips(&s.pool, &id).await?,
+        shared_ips: super::appeals::shared_ips(&s, &id).await?,
     };
     let produced = execute_returning(
         &s.platform_users,

@@ -183,6 +183,12 @@ async fn a_banned_user_appeals_once_and_an_overturn_lifts_the_ban_but_not_a_shar
     for (body, code) in [
         (json!({}), "text_required"),
         (json!({"text": "   "}), "text_required"),
+        // NUL cannot be stored: dropped, so this is an empty text (never a 500).
+        (json!({"text": "\u{0}"}), "text_required"),
+        (
+            json!({"text": "ok", "contactEmail": "a\u{0}@example.org"}),
+            "invalid_email",
+        ),
         (json!({"text": "x".repeat(4001)}), "text_too_long"),
         (
             json!({"text": "ok", "contactEmail": "not an address"}),

@@ -165,6 +165,11 @@ impl PlatformUser {
         self.ban
     }
 
+    /// Every address recorded for the user (what a ban covers).
+    pub fn ips(&self) -> impl Iterator<Item = &str> {
+        self.ips.iter().map(String::as_str)
+    }
+
     /// The events of a vindication: the review, the open appeal decided, the IP bans lifted.
     fn vindication(
         &self,
@@ -280,7 +285,7 @@ impl Aggregate for PlatformUser {
                             .iter()
                             .any(|other| net(other) == Some(mine))
                     });
-                let weight = if shares_network {
+                let weight = if shares_network || standing.is_nan() {
                     0.0
                 } else {
                     standing.clamp(0.0, 1.0)
