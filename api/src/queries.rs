@@ -82,9 +82,12 @@ impl BlacklistCache {
         }
     }
 
-    /// How long answers are kept (zero: not at all).
-    pub fn ttl(&self) -> Duration {
-        self.ttl
+    /// The `Cache-Control` of the public blacklist's answers: as long as this cache keeps them.
+    pub fn cache_control(&self) -> String {
+        match self.ttl.as_secs() {
+            0 => "no-cache".to_owned(),
+            secs => format!("public, max-age={secs}"),
+        }
     }
 
     fn get(&self, key: &str) -> Option<Arc<Blacklist>> {

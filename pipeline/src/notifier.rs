@@ -230,6 +230,29 @@ impl Notifier {
         ))
     }
 
+    /// Whether a notification with this idempotency key went out already.
+    async fn was_sent(&self, key: &str) -> Result<bool, Transient> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM notifications_sent WHERE key = $1)")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| Transient(e.to_string()))
+    }
+
+    /// Records that the notification `key` went out (`provider_id`: the provider's id for it).
+    async fn mark_sent(&self, key: &str, provider_id: Option<String>) -> Result<(), Transient> {
+        sqlx::query(
+            "INSERT INTO notifications_sent (key, sent_at, provider_id) VALUES ($1, now(), $2)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key)
+        .bind(provider_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| Transient(e.to_string()))?;
+        Ok(())
+    }
+
     /// Sends `email` unless its key was sent before (or emails are off).
     async fn once(&self, email: Email<'_>) -> Result<Outcome, Transient> {
         let Some(api_key) = &self.api_key else {
@@ -238,27 +261,13 @@ impl Notifier {
         if email.to.is_empty() {
             return Ok(Outcome::NotRequested);
         }
-        let sent: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM notifications_sent WHERE key = $1)")
-                .bind(&email.key)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| Transient(e.to_string()))?;
-        if sent {
+        if self.was_sent(&email.key).await? {
             return Ok(Outcome::AlreadySent);
         }
         let Some(id) = self.post(api_key, &email).await? else {
             return Ok(Outcome::Refused);
         };
-        sqlx::query(
-            "INSERT INTO notifications_sent (key, sent_at, provider_id) VALUES ($1, now(), $2)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&email.key)
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| Transient(e.to_string()))?;
+        self.mark_sent(&email.key, Some(id)).await?;
         Ok(Outcome::Sent)
     }
 
@@ -535,13 +544,7 @@ impl Notifier {
             return Ok(());
         };
         let hook_key = format!("hook-{key}");
-        let sent: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM notifications_sent WHERE key = $1)")
-                .bind(&hook_key)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| Transient(e.to_string()))?;
-        if sent {
+        if self.was_sent(&hook_key).await? {
             return Ok(());
         }
         let resp = self
@@ -560,15 +563,7 @@ impl Notifier {
             tracing::warn!(%status, kind, "admin webhook refused the alert");
         }
         metrics::counter!("admin_alerts_total", "kind" => kind).increment(1);
-        sqlx::query(
-            "INSERT INTO notifications_sent (key, sent_at, provider_id) VALUES ($1, now(), NULL)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&hook_key)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| Transient(e.to_string()))?;
-        Ok(())
+        self.mark_sent(&hook_key, None).await
     }
 
     /// Alerts once when pending reviews reach PENDING_REVIEWS_ALERT_AT, and re-arms when they

@@ -17,7 +17,7 @@ use sqlx::{PgPool, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{limited_session_user, optional_text, valid_email, Json, Query, RequestId};
+use super::extract::{contact_email, limited_session_user, optional_text, Json, Query, RequestId};
 use super::openapi::{BanStatus, ErrorBody};
 use crate::app::AppState;
 use crate::auth::AdminSession;
@@ -32,18 +32,6 @@ use crate::queries::ms;
 pub const MAX_APPEAL_CHARS: usize = 4000;
 /// Longest note an admin leaves with a decision (shown to the user).
 pub const MAX_NOTE_CHARS: usize = 1000;
-
-/// An optional contact address as a client sent it (blank: none); 422 `invalid_email` else.
-pub fn contact_email(raw: Option<String>, field: &str) -> Result<Option<String>> {
-    let email = raw.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty());
-    if email.as_deref().is_some_and(|e| !valid_email(e)) {
-        return Err(ApiError::unprocessable(
-            "invalid_email",
-            format!("{field} is not an email address"),
-        ));
-    }
-    Ok(email)
-}
 
 /// A queue's `status` filter: `pending` by default, `all` for none; 422 `invalid_status` else.
 pub fn status_filter(raw: Option<&str>) -> Result<Option<String>> {
@@ -165,30 +153,25 @@ pub enum AppealStatus {
     Overturned,
 }
 
-/// The appeal of the ban that began at `banned_at` (none: not appealed).
-pub async fn appeal_of(
-    pool: &PgPool,
-    user: &str,
-    banned_at: Option<DateTime<Utc>>,
-) -> Result<Option<AppealSummary>> {
-    let Some(banned_at) = banned_at else {
-        return Ok(None);
-    };
-    let row = sqlx::query(
-        "SELECT appeal_id, status, created_at, decided_at, note FROM ban_appeals
-          WHERE user_id = $1 AND banned_at = $2 ORDER BY created_at DESC LIMIT 1",
-    )
-    .bind(user)
-    .bind(banned_at)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|r| AppealSummary {
-        appeal_id: r.get("appeal_id"),
-        status: r.get("status"),
-        submitted_at: r.get("created_at"),
-        decided_at: r.get("decided_at"),
-        note: r.get("note"),
-    }))
+/// Joins a `platform_users` row (`u`) to the appeal of its latest ban, as the `appeal_*`
+/// columns [`appeal_in`] reads.
+pub const LATEST_APPEAL_JOIN: &str = "LEFT JOIN LATERAL (
+        SELECT a.appeal_id, a.status AS appeal_status, a.created_at AS appeal_created_at,
+               a.decided_at AS appeal_decided_at, a.note AS appeal_note
+          FROM ban_appeals a
+         WHERE a.user_id = u.user_id AND a.banned_at = u.banned_at
+         ORDER BY a.created_at DESC LIMIT 1) latest_appeal ON true";
+
+/// The appeal of a row joined with [`LATEST_APPEAL_JOIN`] (none: not appealed).
+pub fn appeal_in(row: &sqlx::postgres::PgRow) -> Option<AppealSummary> {
+    let appeal_id: Option<Uuid> = row.get("appeal_id");
+    appeal_id.map(|appeal_id| AppealSummary {
+        appeal_id,
+        status: row.get("appeal_status"),
+        submitted_at: row.get("appeal_created_at"),
+        decided_at: row.get("appeal_decided_at"),
+        note: row.get("appeal_note"),
+    })
 }
 
 #[utoipa::path(

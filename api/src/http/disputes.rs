@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::appeals::{
-    contact_email, outcome_of, queue_page, AppealDecisionRequest, AppealQuery, AppealStatus,
-    MAX_APPEAL_CHARS, MAX_NOTE_CHARS,
+    outcome_of, queue_page, AppealDecisionRequest, AppealQuery, AppealStatus, MAX_APPEAL_CHARS,
+    MAX_NOTE_CHARS,
 };
-use super::extract::{optional_text, Json, Query, RequestId};
+use super::extract::{contact_email, optional_text, Json, Query, RequestId};
 use super::openapi::{ErrorBody, Forbidden};
 use crate::app::AppState;
 use crate::auth::AdminSession;

@@ -120,6 +120,18 @@ pub fn valid_email(e: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
 }
 
+/// An optional contact address as a client sent it (blank: none); 422 `invalid_email` else.
+pub fn contact_email(raw: Option<String>, field: &str) -> Result<Option<String>, ApiError> {
+    let email = raw.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty());
+    if email.as_deref().is_some_and(|e| !valid_email(e)) {
+        return Err(ApiError::unprocessable(
+            "invalid_email",
+            format!("{field} is not an email address"),
+        ));
+    }
+    Ok(email)
+}
+
 /// Longest display name of a worker or a platform.
 pub const MAX_NAME_CHARS: usize = 100;
 

@@ -22,7 +22,7 @@ use crate::error::{ApiError, Result};
 /// The subjects an export (and, later, an erasure) is about.
 pub const SUBJECT_KINDS: [&str; 1] = ["platform_user"];
 
-#[derive(Serialize, ToSchema)]
+#[derive(Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MyData {
     pub user_id: String,
@@ -275,14 +275,7 @@ pub async fn mine(
     let data = export(&s.pool, &user.id).await?.unwrap_or_else(|| MyData {
         user_id: user.id.clone(),
         generated_at: Utc::now(),
-        profile: None,
-        ips: Vec::new(),
-        banned_ips: Vec::new(),
-        ban_history: Vec::new(),
-        reports_against: Vec::new(),
-        reports_filed: Vec::new(),
-        appeals: Vec::new(),
-        contact_emails: Vec::new(),
+        ..Default::default()
     });
     metrics::counter!("data_exports_total", "by" => "subject").increment(1);
     Ok(download(&user.id, data))

@@ -227,7 +227,7 @@ pub async fn report_user(
         .transpose()?;
     let reason = optional_text(body.reason, "reason", "reason_too_long", MAX_REASON_CHARS)?;
     let category = category_of(body.category.as_deref())?;
-    let email = super::appeals::contact_email(body.notify_email, "notifyEmail")?;
+    let email = super::extract::contact_email(body.notify_email, "notifyEmail")?;
     if reported == user.id {
         return Err(ApiError::unprocessable(
             "self_report",
@@ -642,10 +642,7 @@ pub async fn blacklist(
         let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
         format!("\"{hex}\"")
     };
-    let cache_control = match s.blacklist_cache.ttl().as_secs() {
-        0 => "no-cache".to_owned(),
-        secs => format!("public, max-age={secs}"),
-    };
+    let cache_control = s.blacklist_cache.cache_control();
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -694,10 +691,7 @@ pub async fn blacklist_entry(
     let profile = crate::queries::blacklisted(&s, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("{id} is not on the blacklist")))?;
-    let cache_control = match s.blacklist_cache.ttl().as_secs() {
-        0 => "no-cache".to_owned(),
-        secs => format!("public, max-age={secs}"),
-    };
+    let cache_control = s.blacklist_cache.cache_control();
     Ok((
         [(axum::http::header::CACHE_CONTROL, cache_control)],
         axum::Json(profile),
@@ -730,19 +724,22 @@ pub async fn check_ban(
 ) -> Result<impl IntoResponse> {
     let (mut parts, _) = request.into_parts();
     let user = limited_session_user(&s, &s.public_reads, ip, &mut parts).await?;
-    let row = sqlx::query("SELECT * FROM platform_users WHERE user_id = $1")
-        .bind(&user.id)
-        .fetch_optional(&s.pool)
-        .await
-        .map_err(ApiError::from_db)?;
+    // One query: the user's row and the appeal of their latest ban.
+    let row = sqlx::query(&format!(
+        "SELECT u.*, latest_appeal.* FROM platform_users u {} WHERE u.user_id = $1",
+        super::appeals::LATEST_APPEAL_JOIN
+    ))
+    .bind(&user.id)
+    .fetch_optional(&s.pool)
+    .await
+    .map_err(ApiError::from_db)?;
+    let appeal = row.as_ref().and_then(super::appeals::appeal_in);
     let status = row
         .as_ref()
         .map(|r| r.get::<String, _>("ban_status"))
         .unwrap_or_else(|| "none".into());
     let is_banned = status == "temporary" || status == "permanent";
-    let banned_at = row.as_ref().and_then(|r| r.get("banned_at"));
     let ban_record = row.filter(|_| status != "none").map(|r| ban_record(&r));
-    let appeal = super::appeals::appeal_of(&s.pool, &user.id, banned_at).await?;
     Ok(axum::Json(BanCheck {
         is_banned,
         ban_status: status,

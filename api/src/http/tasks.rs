@@ -15,7 +15,7 @@ use sqlx::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{valid_email, Json, RequestId};
+use super::extract::{contact_email, Json, RequestId};
 use super::openapi::{self, constant, ErrorBody, Forbidden};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
@@ -355,16 +355,7 @@ pub async fn submit(
                 "uploadId must be the UUID from the presigned-url answer",
             )
         })?;
-    let email = body
-        .email
-        .map(|e| e.trim().to_owned())
-        .filter(|e| !e.is_empty());
-    if email.as_deref().is_some_and(|e| !valid_email(e)) {
-        return Err(ApiError::unprocessable(
-            "invalid_email",
-            "email is not an email address",
-        ));
-    }
+    let email = contact_email(body.email, "email")?;
     let caller_number = match body
         .caller_number
         .as_deref()
